@@ -1,0 +1,96 @@
+// core/device_memory.cpp: CPU allocation and, in CUDA builds, cudaMalloc/cudaMemcpy.
+#include "core/device_memory.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+
+#ifdef CRUCIBLE_WITH_CUDA
+#include <cuda_runtime.h>
+#define CRUCIBLE_CORE_CHECK_CUDA(call)                                                     \
+  do {                                                                                      \
+    cudaError_t e_ = (call);                                                                \
+    if (e_ != cudaSuccess)                                                                  \
+      CRUCIBLE_FAIL("CUDA call failed: " #call ": ", cudaGetErrorString(e_));               \
+  } while (0)
+#endif
+
+namespace crucible {
+
+namespace {
+constexpr std::size_t kHostAlignment = 64;
+
+[[noreturn]] void no_cuda() {
+  CRUCIBLE_FAIL("a CUDA tensor was requested but this crucible was built without CUDA "
+                "(configure with -DCRUCIBLE_CUDA=ON on a machine with nvcc)");
+}
+}  // namespace
+
+void* device_alloc(Device device, std::size_t bytes) {
+  if (device.is_cpu()) {
+    std::size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+    void* p = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
+    if (!p) CRUCIBLE_FAIL("out of host memory allocating ", bytes, " bytes");
+    std::memset(p, 0, rounded);
+    return p;
+  }
+#ifdef CRUCIBLE_WITH_CUDA
+  void* p = nullptr;
+  CRUCIBLE_CORE_CHECK_CUDA(cudaSetDevice(device.index));
+  if (bytes > 0) {
+    CRUCIBLE_CORE_CHECK_CUDA(cudaMalloc(&p, bytes));
+    CRUCIBLE_CORE_CHECK_CUDA(cudaMemset(p, 0, bytes));
+  }
+  return p;
+#else
+  no_cuda();
+#endif
+}
+
+void device_free(Device device, void* ptr) {
+  if (device.is_cpu()) {
+    std::free(ptr);
+    return;
+  }
+#ifdef CRUCIBLE_WITH_CUDA
+  if (ptr) cudaFree(ptr);  // no throw from a destructor path
+#endif
+}
+
+void device_memset_zero(Device device, void* ptr, std::size_t bytes) {
+  if (device.is_cpu()) {
+    std::memset(ptr, 0, bytes);
+    return;
+  }
+#ifdef CRUCIBLE_WITH_CUDA
+  CRUCIBLE_CORE_CHECK_CUDA(cudaMemset(ptr, 0, bytes));
+#else
+  no_cuda();
+#endif
+}
+
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t bytes) {
+#ifdef CRUCIBLE_WITH_CUDA
+  cudaMemcpyKind kind = dst_dev.is_cpu()   ? cudaMemcpyDeviceToHost
+                        : src_dev.is_cpu() ? cudaMemcpyHostToDevice
+                                           : cudaMemcpyDeviceToDevice;
+  CRUCIBLE_CORE_CHECK_CUDA(cudaMemcpy(dst, src, bytes, kind));
+#else
+  (void)dst, (void)dst_dev, (void)src, (void)src_dev, (void)bytes;
+  no_cuda();
+#endif
+}
+
+int cuda_device_count() {
+#ifdef CRUCIBLE_WITH_CUDA
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+  return n;
+#else
+  return 0;
+#endif
+}
+
+}  // namespace crucible

@@ -1,0 +1,22 @@
+// core/device_memory.h: the only place core/ touches device memory APIs.
+//
+// CPU memory is 64-byte aligned and zeroed. CUDA memory comes from cudaMalloc and
+// is zeroed too, so a fresh Tensor reads as zeros on every device. In a build
+// without CUDA, any CUDA request fails with a clear error.
+#pragma once
+
+#include <cstddef>
+
+#include "core/dtype.h"
+
+namespace crucible {
+
+void* device_alloc(Device device, std::size_t bytes);
+void device_free(Device device, void* ptr);
+void device_memset_zero(Device device, void* ptr, std::size_t bytes);
+// Synchronous copy where at least one side is a CUDA device.
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t bytes);
+// Number of visible CUDA devices (0 without CUDA or without a GPU).
+int cuda_device_count();
+
+}  // namespace crucible

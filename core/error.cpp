@@ -1,0 +1,40 @@
+// core/error.cpp: message formatting for the error family (see error.h).
+#include "core/error.h"
+
+#include <atomic>
+
+namespace crucible {
+
+namespace {
+std::atomic<int> g_error_rank{-1};
+}
+
+void set_error_rank(int rank) { g_error_rank.store(rank); }
+int error_rank() { return g_error_rank.load(); }
+
+void fail(std::string_view what, const char* file, int line) {
+  std::string msg(what);
+  std::string_view path(file);
+  // Print paths relative to the source tree: keep from the last top-level folder on.
+  for (std::string_view top : {"core/", "kernels/", "model/", "dist/", "rollout/", "data/",
+                               "rewards/", "checkpoints/", "trainer/", "launch/", "tests/",
+                               "bench/"}) {
+    auto pos = path.rfind(top);
+    if (pos != std::string_view::npos && (pos == 0 || path[pos - 1] == '/')) {
+      path = path.substr(pos);
+      break;
+    }
+  }
+  msg += " (at ";
+  msg += path;
+  msg += ':';
+  msg += std::to_string(line);
+  if (int r = error_rank(); r >= 0) {
+    msg += ", rank ";
+    msg += std::to_string(r);
+  }
+  msg += ')';
+  throw Error(msg);
+}
+
+}  // namespace crucible
