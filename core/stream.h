@@ -1,0 +1,31 @@
+// core/stream.h: an ordered queue of device work.
+//
+// On the CPU every op runs synchronously and a Stream is a no-op handle. On CUDA it
+// owns a cudaStream_t; ops take the Stream they run on, so the trainer can overlap
+// communication and compute by choosing streams, never by hidden global state.
+#pragma once
+
+#include "core/dtype.h"
+
+namespace crucible {
+
+class Stream {
+ public:
+  Stream() = default;  // the CPU stream
+  static Stream create(Device device);  // a new non-blocking CUDA stream, or the CPU stream
+  ~Stream();
+  Stream(Stream&& other) noexcept;
+  Stream& operator=(Stream&& other) noexcept;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  Device device() const { return device_; }
+  void* handle() const { return handle_; }  // cudaStream_t on CUDA; nullptr on the CPU
+  void synchronize() const;
+
+ private:
+  Device device_ = Device::cpu();
+  void* handle_ = nullptr;
+};
+
+}  // namespace crucible

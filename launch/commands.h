@@ -1,0 +1,19 @@
+// launch/commands.h: the subcommands of `crucible` (one file each).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dist/mpi_env.h"
+
+namespace crucible::launch {
+
+struct CommandContext {
+  const dist::MpiEnv& mpi;
+};
+
+int cmd_inspect(const CommandContext& ctx, const std::vector<std::string>& args);
+int cmd_config(const CommandContext& ctx, const std::vector<std::string>& args);
+int cmd_info(const CommandContext& ctx, const std::vector<std::string>& args);
+
+}  // namespace crucible::launch

@@ -1,0 +1,31 @@
+// launch/run_options.cpp: [run] and [log] tables.
+#include "launch/run_options.h"
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace crucible::launch {
+
+void RunOptions::validate() const {
+  CRUCIBLE_USER_CHECK(parse_device(device).has_value(), "run.device: '", device,
+                      "' is not a device (cpu, cuda, cuda:N)");
+  CRUCIBLE_USER_CHECK(!out_dir.empty(), "run.out_dir must not be empty");
+}
+
+void describe(Fields& f, RunOptions& r) {
+  f.field("device", r.device, "cpu, cuda or cuda:N");
+  f.field("seed", r.seed, "seed of every random stream", Range{.min = 0});
+  f.field("deterministic", r.deterministic, "fixed reduction orders (bit-identical resume on CPU)");
+  f.field("out_dir", r.out_dir, "run directory");
+  f.field("threads", r.threads, "CPU threads (0 = all cores)", Range{.min = 0, .max = 1024});
+}
+
+void describe(Fields& f, LogOptions& l) {
+  static constexpr std::pair<std::string_view, LogLevel> kLevels[] = {
+      {"debug", LogLevel::Debug}, {"info", LogLevel::Info}, {"warn", LogLevel::Warn},
+      {"error", LogLevel::Error}};
+  f.enumeration("level", l.level, kLevels, "debug, info, warn or error");
+  f.field("all_ranks", l.all_ranks, "every MPI rank logs (default rank 0 only)");
+}
+
+}  // namespace crucible::launch

@@ -1,0 +1,28 @@
+// launch/run_options.h: the [run] and [log] tables of a run config.
+//
+// Only the process-level settings live here; each component's own config struct
+// (model, stages, ...) is described next to its loader.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/log.h"
+#include "launch/config_fields.h"
+
+namespace crucible::launch {
+
+struct RunOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
+  std::int64_t seed = 1234;
+  bool deterministic = true;   // fixed reduction orders, bit-identical resume on the CPU
+  std::string out_dir = "runs/demo";
+  std::int64_t threads = 0;    // CPU threads (0 = all cores)
+
+  void validate() const;
+};
+
+void describe(Fields& f, RunOptions& r);
+void describe(Fields& f, LogOptions& l);
+
+}  // namespace crucible::launch

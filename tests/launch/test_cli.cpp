@@ -1,0 +1,156 @@
+// The `crucible` command as a user meets it: exit codes and messages.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/json.h"
+#include "tests/catch.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+// Runs crucible with the given arguments (stdout + stderr captured together).
+Result crucible(const std::string& args, bool merge_stderr = true) {
+  std::string cmd = std::string(CRUCIBLE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  fs::path dir = fs::temp_directory_path() / "crucible_test_cli";
+  fs::create_directories(dir);
+  fs::path p = dir / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+const std::string kPresets = std::string(CRUCIBLE_SOURCE_DIR) + "/configs/models/";
+
+}  // namespace
+
+TEST_CASE("inspect --json prints the DeepSeek-V3 figures", "[cli]") {
+  Result r = crucible("inspect " + kPresets + "deepseek-v3.toml --json", false);
+  REQUIRE(r.code == 0);
+  auto j = crucible::json::parse(r.out, "inspect output");
+  REQUIRE(j.at("arch").as_string() == "deepseek_v3");
+  REQUIRE(j.at("layers").as_int64() == 61);
+  REQUIRE(j.at("kv_cache_bytes_per_token").as_int64() == 70272);
+  REQUIRE(std::abs(j.at("params_total").as_double() / 671.03e9 - 1) < 0.005);
+  REQUIRE(std::abs(j.at("params_active").as_double() / 37.55e9 - 1) < 0.005);
+}
+
+TEST_CASE("inspect without --json prints the per-layer shape table", "[cli]") {
+  Result r = crucible("inspect " + kPresets + "deepseek-v3.toml");
+  REQUIRE(r.code == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("layers 0-2 (3 x dense)") && Catch::Contains("layers 3-60 (58 x moe)") &&
+                          Catch::Contains("mlp.experts.{e}.gate_proj.weight") &&
+                          Catch::Contains("[2048, 7168]") && Catch::Contains("x256") &&
+                          Catch::Contains("self_attn.kv_b_proj.weight") && Catch::Contains("[32768, 512]") &&
+                          Catch::Contains("layers 61-61 (1 x mtp)"));
+}
+
+TEST_CASE("inspect reads a Hugging Face config.json too", "[cli]") {
+  const std::string path = write_temp("config.json", R"({
+    "model_type": "llama", "vocab_size": 128256, "hidden_size": 4096, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+    "rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0,
+    "factor": 8.0, "original_max_position_embeddings": 8192, "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0}, "tie_word_embeddings": false})");
+  Result r = crucible("inspect " + path + " --json", false);
+  REQUIRE(r.code == 0);
+  auto j = crucible::json::parse(r.out, "inspect output");
+  REQUIRE(j.at("params_total").as_int64() == 8030261248);
+}
+
+TEST_CASE("config errors name the file, the line and the key", "[cli]") {
+  SECTION("unknown key, with a suggestion") {
+    const std::string path = write_temp("unknown.toml", "[model]\narch = \"llama\"\nhiden_size = 64\n");
+    Result r = crucible("config " + path);
+    REQUIRE(r.code != 0);
+    REQUIRE_THAT(r.out, Catch::Contains(path + ":3") && Catch::Contains("model.hiden_size") &&
+                            Catch::Contains("hidden_size"));
+  }
+  SECTION("wrong type") {
+    const std::string path = write_temp("type.toml", "[model]\narch = \"llama\"\n\nnum_hidden_layers = \"four\"\n");
+    Result r = crucible("config " + path);
+    REQUIRE(r.code != 0);
+    REQUIRE_THAT(r.out, Catch::Contains(path + ":4") && Catch::Contains("model.num_hidden_layers") &&
+                            Catch::Contains("integer"));
+  }
+  SECTION("out of range") {
+    const std::string path = write_temp("range.toml", "[run]\nseed = 1\n[model]\nrms_norm_eps = -0.5\n");
+    Result r = crucible("config " + path);
+    REQUIRE(r.code != 0);
+    REQUIRE_THAT(r.out, Catch::Contains(path + ":4") && Catch::Contains("model.rms_norm_eps") &&
+                            Catch::Contains("must be > 0"));
+  }
+  SECTION("unknown top-level table") {
+    const std::string path = write_temp("top.toml", "[modle]\narch = \"llama\"\n");
+    Result r = crucible("config " + path);
+    REQUIRE(r.code != 0);
+    REQUIRE_THAT(r.out, Catch::Contains(path + ":1") && Catch::Contains("modle") && Catch::Contains("model"));
+  }
+  SECTION("an inconsistent model is rejected after the keys parse") {
+    Result r = crucible("inspect " + kPresets + "tiny-llama.toml --set model.num_key_value_heads=3");
+    REQUIRE(r.code != 0);
+    REQUIRE_THAT(r.out, Catch::Contains("num_key_value_heads"));
+  }
+}
+
+TEST_CASE("config prints the resolved TOML, with --set applied, and it reads back", "[cli]") {
+  Result r = crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=256 --set run.seed=7", false);
+  REQUIRE(r.code == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("hidden_size = 256") && Catch::Contains("seed = 7") &&
+                          Catch::Contains("[model.rope]"));
+  const std::string again = write_temp("resolved.toml", r.out);
+  Result r2 = crucible("config " + again, false);
+  REQUIRE(r2.code == 0);
+  // The resolved document is a fixed point (apart from the comment naming its source).
+  REQUIRE(r2.out.substr(r2.out.find('\n')) == r.out.substr(r.out.find('\n')));
+  Result bad = crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=abc");
+  REQUIRE(bad.code != 0);
+  REQUIRE_THAT(bad.out, Catch::Contains("--set model.hidden_size=abc"));
+}
+
+TEST_CASE("help, version and usage errors", "[cli]") {
+  REQUIRE(crucible("--version").code == 0);
+  REQUIRE_THAT(crucible("--version").out, Catch::Contains("crucible 0."));
+  Result top = crucible("--help");
+  REQUIRE(top.code == 0);
+  for (const char* cmd : {"inspect", "config", "info"}) {
+    REQUIRE_THAT(top.out, Catch::Contains(cmd));
+    Result h = crucible(std::string(cmd) + " --help");
+    REQUIRE(h.code == 0);
+    REQUIRE_THAT(h.out, Catch::Contains(std::string("usage: crucible ") + cmd));
+  }
+  Result typo = crucible("inspekt x");
+  REQUIRE(typo.code == 2);
+  REQUIRE_THAT(typo.out, Catch::Contains("did you mean 'inspect'"));
+  Result missing = crucible("inspect");
+  REQUIRE(missing.code == 2);
+  REQUIRE_THAT(missing.out, Catch::Contains("missing FILE"));
+  Result no_file = crucible("inspect /nonexistent/model.toml");
+  REQUIRE(no_file.code == 1);
+  REQUIRE_THAT(no_file.out, Catch::Contains("/nonexistent/model.toml"));
+}
+
+TEST_CASE("info reports a single process without mpirun", "[cli]") {
+  Result r = crucible("info --json", false);
+  REQUIRE(r.code == 0);
+  auto j = crucible::json::parse(r.out, "info output");
+  REQUIRE(j.at("world").as_int64() == 1);
+  REQUIRE(j.at("mpi").as_bool() == false);
+}
