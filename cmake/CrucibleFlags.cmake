@@ -12,6 +12,8 @@ endif()
 add_library(crucible_flags INTERFACE)
 target_compile_options(crucible_flags INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>
+  # __FILE__ relative to the source tree: error messages name "core/x.cpp:12".
+  $<$<COMPILE_LANGUAGE:CXX>:-fmacro-prefix-map=${PROJECT_SOURCE_DIR}/=>
   $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CONFIG:Release,RelWithDebInfo>>:-O2>)
 
 # CUDA: ON requires nvcc, OFF never builds it, AUTO builds it when nvcc is found.

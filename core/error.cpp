@@ -15,16 +15,17 @@ int error_rank() { return g_error_rank.load(); }
 void fail(std::string_view what, const char* file, int line) {
   std::string msg(what);
   std::string_view path(file);
-  // Print paths relative to the source tree: keep from the last top-level folder on.
+  // Paths are relative to the source tree (-fmacro-prefix-map); as a fallback for
+  // absolute paths, keep from the first top-level folder name on.
+  std::size_t best = std::string_view::npos;
   for (std::string_view top : {"core/", "kernels/", "model/", "dist/", "rollout/", "data/",
                                "rewards/", "checkpoints/", "trainer/", "launch/", "tests/",
                                "bench/"}) {
-    auto pos = path.rfind(top);
-    if (pos != std::string_view::npos && (pos == 0 || path[pos - 1] == '/')) {
-      path = path.substr(pos);
-      break;
-    }
+    auto pos = path.find(top);
+    while (pos != std::string_view::npos && pos > 0 && path[pos - 1] != '/') pos = path.find(top, pos + 1);
+    if (pos < best) best = pos;
   }
+  if (best != std::string_view::npos) path = path.substr(best);
   msg += " (at ";
   msg += path;
   msg += ':';

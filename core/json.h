@@ -80,22 +80,45 @@ class Value {
 
   int line() const { return line_; }  // 1-based line in the parsed text; 0 when built in code
 
+  // Value semantics: copying a Value copies its contents deeply; moving leaves null.
+  Value(const Value& other);
+  Value(Value&& other) noexcept;
+  Value& operator=(const Value& other);
+  Value& operator=(Value&& other) noexcept;
+  ~Value();
+
  private:
   friend class Parser;
+  void destroy() noexcept;
+  void steal(Value& other) noexcept;  // *this must hold no resources
+  void copy_from(const Value& other);  // *this must hold no resources
+  [[noreturn]] void fail_kind(std::string_view expected) const;
+
+  // 40 bytes: the string lives inline (SSO spares an allocation for short tokens);
+  // arrays and objects are owned through one pointer so a Value stays small.
   Kind kind_ = Kind::Null;
-  bool is_int_ = false;
-  bool b_ = false;
-  std::int64_t i_ = 0;
-  double d_ = 0;
+  bool is_int_ = false;  // Number only: u_.i is active, else u_.d
   int line_ = 0;
-  std::shared_ptr<std::string> s_;
-  std::shared_ptr<Array> a_;
-  std::shared_ptr<Object> o_;
+  union Storage {
+    Storage() : i(0) {}
+    ~Storage() {}  // Value::destroy() ends the active member
+    std::int64_t i;  // Number, is_int_
+    double d;        // Number, !is_int_
+    bool b;          // Bool
+    std::string s;   // String
+    Array* a;        // Array (owned, never null while kind_ == Array)
+    Object* o;       // Object (owned, never null while kind_ == Object)
+  } u_;
 };
 
 // Parses one JSON document (surrounding whitespace allowed, nothing else after it).
 // `source` names the input in error messages (a path, "stdin", "line 12 of x.jsonl").
 // Nesting deeper than 512 levels is an error (no stack overflow on hostile input).
+// Columns in error messages count bytes from 1. A duplicate object key keeps the
+// position of its first occurrence and the value of its last (as Python's json
+// does). A leading UTF-8 byte order mark is skipped (RFC 8259 §8.1 allows it).
+// Numbers whose magnitude exceeds a double's range are an error; those below it
+// parse as (signed) zero.
 Value parse(std::string_view text, std::string_view source = "<json>");
 
 // Reads and parses a file; errors name the path.
@@ -103,10 +126,13 @@ Value parse_file(const std::string& path);
 
 // Serializes. indent < 0: compact, one line; indent >= 0: pretty with that many
 // spaces. Integers print exactly; doubles print with the shortest repr that
-// round-trips (std::to_chars); NaN/Inf are not JSON and throw.
+// round-trips (std::to_chars), with ".0" added when that form has no '.' or 'e' so
+// that a double reads back as a double; NaN/Inf are not JSON and throw. Strings:
+// '"' and '\\' escaped, \b \f \n \r \t short, other controls as \u00XX, the rest
+// (UTF-8) as is; a string that is not valid UTF-8 throws (parse() would reject it).
 std::string dump(const Value& v, int indent = -1);
 
-// Escapes a string as a JSON string literal (with the quotes).
+// Escapes a string as a JSON string literal (with the quotes), as dump() does.
 std::string quote(std::string_view s);
 
 }  // namespace crucible::json

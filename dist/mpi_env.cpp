@@ -10,9 +10,11 @@ namespace crucible::dist {
 
 namespace detail {
 void mpi_fail(const char* call, int rc, const char* file, int line) {
-  char text[MPI_MAX_ERROR_STRING] = {0};
-  int len = 0;
-  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) text[0] = 0;
+  char text[MPI_MAX_ERROR_STRING] = "unknown error";
+  int len = 0, initialized = 0;
+  // MPI_Error_string is only legal once MPI is up (Open MPI aborts otherwise).
+  MPI_Initialized(&initialized);
+  if (initialized && MPI_Error_string(rc, text, &len) != MPI_SUCCESS) text[0] = 0;
   ::crucible::fail(::crucible::detail::concat("MPI call failed: ", call, ": ", text, " (code ", rc, ")"),
                    file, line);
 }

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -31,9 +33,11 @@ class table;
 
 namespace crucible::launch {
 
+// The explicit initializers let `{.min = 1}` compile without
+// -Wmissing-field-initializers under GCC 12.
 struct Range {
-  std::optional<double> min;  // inclusive
-  std::optional<double> max;  // inclusive
+  std::optional<double> min = std::nullopt;  // inclusive
+  std::optional<double> max = std::nullopt;  // inclusive
   bool min_exclusive = false; // then min itself is out of range ("must be > min")
 };
 
@@ -54,7 +58,8 @@ class Fields {
                       std::string_view doc) = 0;
   // A nested table [key]; body describes its fields.
   virtual void section(std::string_view key, const std::function<void(Fields&)>& body) = 0;
-  // An optional value: absent in TOML (or unset in the struct) means nullopt.
+  // An optional value: nullopt is written as an absent key; reading an absent key
+  // keeps the struct's value (TOML has no null), like every other field.
   virtual void optional(std::string_view key, std::optional<std::int64_t>& v, std::string_view doc,
                         Range r = {}) = 0;
   virtual void optional(std::string_view key, std::optional<double>& v, std::string_view doc,
@@ -63,6 +68,13 @@ class Fields {
 
   // Convenience for narrower integer and float members.
   void field(std::string_view key, int& v, std::string_view doc, Range r = {}) {
+    // The narrowing below must not wrap: a value outside int is a range error.
+    constexpr double lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+    if (!r.min || *r.min < lo) {
+      r.min = lo;
+      r.min_exclusive = false;
+    }
+    if (!r.max || *r.max > hi) r.max = hi;
     std::int64_t w = v;
     field(key, w, doc, r);
     v = static_cast<int>(w);
@@ -92,6 +104,10 @@ class Fields {
 struct TomlSource {
   std::shared_ptr<toml::table> table;
   std::string path;  // file path, or "<string>"
+  // Dotted keys that apply_override() set (and the tables it created for them),
+  // each with its "--set a.b=value" text: errors at or below such a key name the
+  // override instead of path:line:col.
+  std::map<std::string, std::string, std::less<>> overrides;
 };
 
 // Parses a TOML file / string. Syntax errors become crucible::Error

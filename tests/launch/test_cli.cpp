@@ -18,7 +18,7 @@ struct Result {
 };
 
 // Runs crucible with the given arguments (stdout + stderr captured together).
-Result crucible(const std::string& args, bool merge_stderr = true) {
+Result run_crucible(const std::string& args, bool merge_stderr = true) {
   std::string cmd = std::string(CRUCIBLE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -42,7 +42,7 @@ const std::string kPresets = std::string(CRUCIBLE_SOURCE_DIR) + "/configs/models
 }  // namespace
 
 TEST_CASE("inspect --json prints the DeepSeek-V3 figures", "[cli]") {
-  Result r = crucible("inspect " + kPresets + "deepseek-v3.toml --json", false);
+  Result r = run_crucible("inspect " + kPresets + "deepseek-v3.toml --json", false);
   REQUIRE(r.code == 0);
   auto j = crucible::json::parse(r.out, "inspect output");
   REQUIRE(j.at("arch").as_string() == "deepseek_v3");
@@ -53,7 +53,7 @@ TEST_CASE("inspect --json prints the DeepSeek-V3 figures", "[cli]") {
 }
 
 TEST_CASE("inspect without --json prints the per-layer shape table", "[cli]") {
-  Result r = crucible("inspect " + kPresets + "deepseek-v3.toml");
+  Result r = run_crucible("inspect " + kPresets + "deepseek-v3.toml");
   REQUIRE(r.code == 0);
   REQUIRE_THAT(r.out, Catch::Contains("layers 0-2 (3 x dense)") && Catch::Contains("layers 3-60 (58 x moe)") &&
                           Catch::Contains("mlp.experts.{e}.gate_proj.weight") &&
@@ -69,7 +69,7 @@ TEST_CASE("inspect reads a Hugging Face config.json too", "[cli]") {
     "rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0,
     "factor": 8.0, "original_max_position_embeddings": 8192, "low_freq_factor": 1.0,
     "high_freq_factor": 4.0}, "tie_word_embeddings": false})");
-  Result r = crucible("inspect " + path + " --json", false);
+  Result r = run_crucible("inspect " + path + " --json", false);
   REQUIRE(r.code == 0);
   auto j = crucible::json::parse(r.out, "inspect output");
   REQUIRE(j.at("params_total").as_int64() == 8030261248);
@@ -78,77 +78,77 @@ TEST_CASE("inspect reads a Hugging Face config.json too", "[cli]") {
 TEST_CASE("config errors name the file, the line and the key", "[cli]") {
   SECTION("unknown key, with a suggestion") {
     const std::string path = write_temp("unknown.toml", "[model]\narch = \"llama\"\nhiden_size = 64\n");
-    Result r = crucible("config " + path);
+    Result r = run_crucible("config " + path);
     REQUIRE(r.code != 0);
     REQUIRE_THAT(r.out, Catch::Contains(path + ":3") && Catch::Contains("model.hiden_size") &&
                             Catch::Contains("hidden_size"));
   }
   SECTION("wrong type") {
     const std::string path = write_temp("type.toml", "[model]\narch = \"llama\"\n\nnum_hidden_layers = \"four\"\n");
-    Result r = crucible("config " + path);
+    Result r = run_crucible("config " + path);
     REQUIRE(r.code != 0);
     REQUIRE_THAT(r.out, Catch::Contains(path + ":4") && Catch::Contains("model.num_hidden_layers") &&
                             Catch::Contains("integer"));
   }
   SECTION("out of range") {
     const std::string path = write_temp("range.toml", "[run]\nseed = 1\n[model]\nrms_norm_eps = -0.5\n");
-    Result r = crucible("config " + path);
+    Result r = run_crucible("config " + path);
     REQUIRE(r.code != 0);
     REQUIRE_THAT(r.out, Catch::Contains(path + ":4") && Catch::Contains("model.rms_norm_eps") &&
                             Catch::Contains("must be > 0"));
   }
   SECTION("unknown top-level table") {
     const std::string path = write_temp("top.toml", "[modle]\narch = \"llama\"\n");
-    Result r = crucible("config " + path);
+    Result r = run_crucible("config " + path);
     REQUIRE(r.code != 0);
     REQUIRE_THAT(r.out, Catch::Contains(path + ":1") && Catch::Contains("modle") && Catch::Contains("model"));
   }
   SECTION("an inconsistent model is rejected after the keys parse") {
-    Result r = crucible("inspect " + kPresets + "tiny-llama.toml --set model.num_key_value_heads=3");
+    Result r = run_crucible("inspect " + kPresets + "tiny-llama.toml --set model.num_key_value_heads=3");
     REQUIRE(r.code != 0);
     REQUIRE_THAT(r.out, Catch::Contains("num_key_value_heads"));
   }
 }
 
 TEST_CASE("config prints the resolved TOML, with --set applied, and it reads back", "[cli]") {
-  Result r = crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=256 --set run.seed=7", false);
+  Result r = run_crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=256 --set run.seed=7", false);
   REQUIRE(r.code == 0);
   REQUIRE_THAT(r.out, Catch::Contains("hidden_size = 256") && Catch::Contains("seed = 7") &&
                           Catch::Contains("[model.rope]"));
   const std::string again = write_temp("resolved.toml", r.out);
-  Result r2 = crucible("config " + again, false);
+  Result r2 = run_crucible("config " + again, false);
   REQUIRE(r2.code == 0);
   // The resolved document is a fixed point (apart from the comment naming its source).
   REQUIRE(r2.out.substr(r2.out.find('\n')) == r.out.substr(r.out.find('\n')));
-  Result bad = crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=abc");
+  Result bad = run_crucible("config " + kPresets + "tiny-deepseek-v3.toml --set model.hidden_size=abc");
   REQUIRE(bad.code != 0);
   REQUIRE_THAT(bad.out, Catch::Contains("--set model.hidden_size=abc"));
 }
 
 TEST_CASE("help, version and usage errors", "[cli]") {
-  REQUIRE(crucible("--version").code == 0);
-  REQUIRE_THAT(crucible("--version").out, Catch::Contains("crucible 0."));
-  Result top = crucible("--help");
+  REQUIRE(run_crucible("--version").code == 0);
+  REQUIRE_THAT(run_crucible("--version").out, Catch::Contains("crucible 0."));
+  Result top = run_crucible("--help");
   REQUIRE(top.code == 0);
   for (const char* cmd : {"inspect", "config", "info"}) {
     REQUIRE_THAT(top.out, Catch::Contains(cmd));
-    Result h = crucible(std::string(cmd) + " --help");
+    Result h = run_crucible(std::string(cmd) + " --help");
     REQUIRE(h.code == 0);
     REQUIRE_THAT(h.out, Catch::Contains(std::string("usage: crucible ") + cmd));
   }
-  Result typo = crucible("inspekt x");
+  Result typo = run_crucible("inspekt x");
   REQUIRE(typo.code == 2);
   REQUIRE_THAT(typo.out, Catch::Contains("did you mean 'inspect'"));
-  Result missing = crucible("inspect");
+  Result missing = run_crucible("inspect");
   REQUIRE(missing.code == 2);
   REQUIRE_THAT(missing.out, Catch::Contains("missing FILE"));
-  Result no_file = crucible("inspect /nonexistent/model.toml");
+  Result no_file = run_crucible("inspect /nonexistent/model.toml");
   REQUIRE(no_file.code == 1);
   REQUIRE_THAT(no_file.out, Catch::Contains("/nonexistent/model.toml"));
 }
 
 TEST_CASE("info reports a single process without mpirun", "[cli]") {
-  Result r = crucible("info --json", false);
+  Result r = run_crucible("info --json", false);
   REQUIRE(r.code == 0);
   auto j = crucible::json::parse(r.out, "info output");
   REQUIRE(j.at("world").as_int64() == 1);

@@ -1,0 +1,153 @@
+// kernels/cuda/fp8_quantize.cu: block-scaled FP8 quantize/dequantize on the GPU.
+//
+// The CUDA twin of core/fp8_tensor.cpp: same amax (finite values only), same scale
+// (amax / fp8_max in FP32, 1 for an all-zero tile, optional power-of-two rounding
+// up), same code (cvt.satfinite of x / scale, round to nearest even). Division is
+// IEEE-exact in CUDA without fast-math, so codes agree bit for bit.
+//
+// NOTE: one warp per 1x128 tile (4 floats per lane, one 16-byte load) and one
+// 256-thread block per 128x128 block. Both kernels are memory bound (read 4 B,
+// write 1 B per element); they read x twice (amax, then quantize) and rely on L1/L2
+// for the second read. A fused single-read version is a later optimization.
+#include <cuda_fp8.h>
+
+#include <cfloat>
+
+#include "core/cuda_check.h"
+#include "kernels/cuda/fp8_quantize_cuda.h"
+
+namespace crucible::cuda {
+
+namespace {
+
+constexpr int kBlock = 128;
+
+__device__ __forceinline__ float finite_abs(float v) { return isfinite(v) ? fabsf(v) : 0.0f; }
+
+__device__ __forceinline__ float scale_from_amax(float amax, float fp8_max, bool pow2) {
+  if (amax == 0.0f) return 1.0f;
+  float s = amax / fp8_max;
+  if (pow2) {
+    int e = 0;
+    const float m = frexpf(s, &e);  // s = m * 2^e, m in [0.5, 1)
+    s = m == 0.5f ? s : ldexpf(1.0f, e);
+  }
+  return s;
+}
+
+__device__ __forceinline__ std::uint8_t encode(float v, __nv_fp8_interpretation_t fmt) {
+  return static_cast<std::uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, fmt));
+}
+
+__device__ __forceinline__ float decode(std::uint8_t code, __nv_fp8_interpretation_t fmt) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(code), fmt);
+  return __half2float(__half(h));
+}
+
+// One warp per tile of 1 row x 128 columns.
+__global__ void quantize_tile1x128_kernel(const float* __restrict__ x, std::uint8_t* __restrict__ q,
+                                          float* __restrict__ scale, std::int64_t rows,
+                                          std::int64_t cols, std::int64_t tiles_per_row,
+                                          float fp8_max, bool pow2, __nv_fp8_interpretation_t fmt) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t tile = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (tile >= rows * tiles_per_row) return;
+  const std::int64_t row = tile / tiles_per_row;
+  const std::int64_t col0 = (tile % tiles_per_row) * kBlock + lane * 4;
+  const float* src = x + row * cols;
+  float v[4];
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[i] = col0 + i < cols ? src[col0 + i] : 0.0f;
+    amax = fmaxf(amax, finite_abs(v[i]));
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float s = scale_from_amax(amax, fp8_max, pow2);
+  if (lane == 0) scale[tile] = s;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    if (col0 + i < cols) q[row * cols + col0 + i] = encode(v[i] / s, fmt);
+}
+
+// One 256-thread block per 128 x 128 block; thread t owns column t % 128 of rows
+// t / 128, t / 128 + 2, ... (coalesced along the row).
+__global__ void quantize_block128x128_kernel(const float* __restrict__ x, std::uint8_t* __restrict__ q,
+                                             float* __restrict__ scale, std::int64_t rows,
+                                             std::int64_t cols, std::int64_t blocks_per_row,
+                                             float fp8_max, bool pow2, __nv_fp8_interpretation_t fmt) {
+  __shared__ float warp_max[8];
+  const std::int64_t br = blockIdx.x / blocks_per_row, bc = blockIdx.x % blocks_per_row;
+  const std::int64_t col = bc * kBlock + threadIdx.x % kBlock;
+  const std::int64_t row_begin = br * kBlock + threadIdx.x / kBlock;
+  const std::int64_t row_end = min(rows, (br + 1) * kBlock);
+  float amax = 0.0f;
+  if (col < cols)
+    for (std::int64_t r = row_begin; r < row_end; r += 2) amax = fmaxf(amax, finite_abs(x[r * cols + col]));
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = 0.0f;
+#pragma unroll
+  for (int w = 0; w < 8; ++w) amax = fmaxf(amax, warp_max[w]);
+  const float s = scale_from_amax(amax, fp8_max, pow2);
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+  if (col < cols)
+    for (std::int64_t r = row_begin; r < row_end; r += 2) q[r * cols + col] = encode(x[r * cols + col] / s, fmt);
+}
+
+__global__ void dequantize_kernel(const std::uint8_t* __restrict__ q, const float* __restrict__ scale,
+                                  float* __restrict__ x, std::int64_t rows, std::int64_t cols,
+                                  std::int64_t scale_cols, bool block_rows,
+                                  __nv_fp8_interpretation_t fmt) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * cols) return;
+  const std::int64_t r = i / cols, c = i % cols;
+  const std::int64_t sr = block_rows ? r / kBlock : r;
+  x[i] = decode(q[i], fmt) * scale[sr * scale_cols + c / kBlock];
+}
+
+__nv_fp8_interpretation_t interpretation(DType format) {
+  return format == DType::E5M2 ? __NV_E5M2 : __NV_E4M3;
+}
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t rows, std::int64_t cols,
+                  ScaleLayout layout, Fp8Options opts, void* stream) {
+  if (rows == 0 || cols == 0) return;
+  auto st = static_cast<cudaStream_t>(stream);
+  const float fp8_max = opts.format == DType::E5M2 ? 57344.0f : 448.0f;
+  const auto fmt = interpretation(opts.format);
+  const std::int64_t tiles_per_row = ceil_div(cols, kBlock);
+  if (layout == ScaleLayout::Tile1x128) {
+    const std::int64_t threads = rows * tiles_per_row * 32;
+    const int block = 256;
+    quantize_tile1x128_kernel<<<static_cast<unsigned>(ceil_div(threads, block)), block, 0, st>>>(
+        x, q, scale, rows, cols, tiles_per_row, fp8_max, opts.pow2_scales, fmt);
+  } else {
+    const std::int64_t blocks = ceil_div(rows, kBlock) * tiles_per_row;
+    quantize_block128x128_kernel<<<static_cast<unsigned>(blocks), 256, 0, st>>>(
+        x, q, scale, rows, cols, tiles_per_row, fp8_max, opts.pow2_scales, fmt);
+  }
+  CHECK_CUDA_LAUNCH();
+}
+
+void dequantize_fp8(const std::uint8_t* q, const float* scale, float* x, std::int64_t rows,
+                    std::int64_t cols, ScaleLayout layout, DType format, void* stream) {
+  if (rows == 0 || cols == 0) return;
+  const std::int64_t n = rows * cols;
+  const int block = 256;
+  dequantize_kernel<<<static_cast<unsigned>(ceil_div(n, block)), block, 0, static_cast<cudaStream_t>(stream)>>>(
+      q, scale, x, rows, cols, ceil_div(cols, kBlock), layout == ScaleLayout::Block128x128,
+      interpretation(format));
+  CHECK_CUDA_LAUNCH();
+}
+
+}  // namespace crucible::cuda
