@@ -30,11 +30,15 @@ if(NOT CRUCIBLE_CUDA STREQUAL "OFF")
     # compute_90 keeps the binary loadable (JIT) on later architectures.
     set(CMAKE_CUDA_ARCHITECTURES OFF)
     enable_language(CUDA)
+    # NOTE: CMake 3.25 does not know nvcc's C++20 flag (CUDA_STANDARD 20, which it
+    # derives from CXX_STANDARD, fails to generate); nvcc 12+ accepts -std=c++20.
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     set(CMAKE_CUDA_STANDARD 20)
-    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     string(APPEND CMAKE_CUDA_FLAGS
            " -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90"
-           " --expt-relaxed-constexpr -lineinfo")
+           " --expt-relaxed-constexpr -lineinfo"
+           " -Xcompiler=-fmacro-prefix-map=${PROJECT_SOURCE_DIR}/=")
     set(CRUCIBLE_WITH_CUDA ON)
   elseif(CRUCIBLE_CUDA STREQUAL "ON")
     message(FATAL_ERROR "CRUCIBLE_CUDA=ON but nvcc was not found (set CUDA_HOME or PATH)")

@@ -1,7 +1,7 @@
 // core/fp8_tensor.cpp: block-scaled FP8 quantize / dequantize (the CPU reference).
 //
 // Invariant: for every tile or block, scale = amax / fp8_max in FP32 (amax over the
-// finite elements; 1 for a tile with none non-zero), q = f32_to_fp8(x / scale) with
+// finite elements; 1 when no finite element is non-zero), q = f32_to_fp8(x / scale) with
 // saturation, and x ~= fp8_to_f32(q) * scale. The transposed quantizer reads x with
 // swapped strides and does the very same arithmetic, so it equals quantizing an
 // explicit transpose bit for bit.
@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "core/numerics.h"
 
@@ -49,6 +51,9 @@ float scale_from_amax(float amax, const Fp8Options& opts) {
   // All-zero (or all NaN/inf) tile: any scale gives zero codes; 1 keeps it harmless.
   if (amax == 0.0f) return 1.0f;
   float scale = amax / fp8_max(opts.format);
+  // NOTE: for amax below fp8_max * 2^-126 (~5e-36 for E4M3) the scale is an FP32
+  // subnormal with fewer significant bits, and the amax element may land a code or
+  // more below fp8_max. Still exact as a definition; only the FP8 range is underused.
   // amax below fp8_max * 2^-150 underflows the FP32 scale to 0, and x / 0 would turn
   // zeros into NaN: the smallest positive float keeps every x / scale below fp8_max.
   if (scale == 0.0f) scale = std::numeric_limits<float>::denorm_min();
@@ -146,8 +151,8 @@ Tensor dequantize_fp8(const Fp8Tensor& x) {
   CRUCIBLE_CHECK(x.scale.dtype() == DType::F32, "dequantize_fp8: scale must be f32, got ",
                  dtype_name(x.scale.dtype()));
   CRUCIBLE_CHECK(x.q.device().is_cpu() && x.scale.device().is_cpu(),
-                 "dequantize_fp8: q and scale must be on the cpu, got ", x.q.device().str(), " and ",
-                 x.scale.device().str());
+                 "dequantize_fp8: q and scale must be on the cpu, got ", x.q.device().str(),
+                 " and ", x.scale.device().str());
   CRUCIBLE_CHECK(x.q.rank() == 2, "dequantize_fp8: q must be [rows, cols], got ",
                  x.q.shape().str());
   const std::int64_t rows = x.rows(), cols = x.cols();
@@ -162,9 +167,11 @@ Tensor dequantize_fp8(const Fp8Tensor& x) {
   const std::int64_t th = tile_rows(x.layout);
   const std::int64_t tiles_c = want[1];
   const DType format = x.format();
-  for (std::int64_t r = 0; r < rows; ++r)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* scale_row = scale + (r / th) * tiles_c;
     for (std::int64_t c = 0; c < cols; ++c)
-      y[r * cols + c] = fp8_to_f32(q[r * cols + c], format) * scale[(r / th) * tiles_c + c / kFp8BlockSize];
+      y[r * cols + c] = fp8_to_f32(q[r * cols + c], format) * scale_row[c / kFp8BlockSize];
+  }
   return out;
 }
 
@@ -183,9 +190,9 @@ Fp8Tensor make_fp8_tensor(Tensor q, Tensor scale, ScaleLayout layout) {
                       q.device().str(), " but its scale '", scale.name(), "' is on ",
                       scale.device().str(), "; load both to the same device");
   const Shape want = fp8_scale_shape(q.dim(0), q.dim(1), layout);
-  CRUCIBLE_USER_CHECK(scale.shape() == want, "make_fp8_tensor: scale '", scale.name(), "' has shape ",
-                      scale.shape().str(), " but '", q.name(), "' ", q.shape().str(), " needs ",
-                      want.str(), " for ",
+  CRUCIBLE_USER_CHECK(scale.shape() == want, "make_fp8_tensor: scale '", scale.name(),
+                      "' has shape ", scale.shape().str(), " but '", q.name(), "' ",
+                      q.shape().str(), " needs ", want.str(), " for ",
                       layout == ScaleLayout::Tile1x128 ? "1x128 tiles" : "128x128 blocks",
                       " (one scale per ceil(dim / 128))");
   Fp8Tensor out;

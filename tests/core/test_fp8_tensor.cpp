@@ -54,8 +54,8 @@ Tensor random_matrix(std::int64_t rows, std::int64_t cols, std::uint32_t seed) {
     const int row_exp = band_exp(rng) / 4;
     for (std::int64_t c = 0; c < cols; ++c) {
       const float v = normal(rng);
-      p[r * cols + c] = (rng() % 97 == 0) ? 0.0f
-                                          : std::ldexp(v, col_band[static_cast<std::size_t>(c / 64)] + row_exp);
+      const int e = col_band[static_cast<std::size_t>(c / 64)] + row_exp;
+      p[r * cols + c] = (rng() % 97 == 0) ? 0.0f : std::ldexp(v, e);
     }
   }
   return x;
@@ -135,7 +135,8 @@ int check_quantized(const Tensor& x, const Fp8Tensor& qx, ScaleLayout layout, DT
       }
       // The tile's largest element maps onto +-fp8_max (unless pow2 scales lift it off).
       if (arg >= 0 && !pow2 && fp8_to_f32(q[arg], format) != std::copysign(fmax, xp[arg]))
-        fail("tile (", tr, ", ", tc, "): amax element ", xp[arg], " -> ", fp8_to_f32(q[arg], format));
+        fail("tile (", tr, ", ", tc, "): amax element ", xp[arg], " -> ",
+             fp8_to_f32(q[arg], format));
       for (std::int64_t r = r0; r < r1; ++r) {
         for (std::int64_t c = c0; c < c1; ++c) {
           const std::int64_t i = r * cols + c;
@@ -352,8 +353,10 @@ TEST_CASE("make_fp8_tensor checks the stored parts", "[fp8]") {
 
   Tensor w = qx.q.clone();
   w.set_name("layers.0.mlp.down_proj.weight");
-  Tensor bad_scale(Shape{2, 2}, DType::F32, Device::cpu(), "layers.0.mlp.down_proj.weight_scale_inv");
-  const std::string msg = error_of([&] { make_fp8_tensor(w, bad_scale, ScaleLayout::Block128x128); });
+  Tensor bad_scale(Shape{2, 2}, DType::F32, Device::cpu(),
+                   "layers.0.mlp.down_proj.weight_scale_inv");
+  const std::string msg =
+      error_of([&] { make_fp8_tensor(w, bad_scale, ScaleLayout::Block128x128); });
   CHECK(msg.find("has shape [2, 2]") != std::string::npos);
   CHECK(msg.find("needs [3, 2]") != std::string::npos);
   CHECK(msg.find("layers.0.mlp.down_proj.weight_scale_inv") != std::string::npos);

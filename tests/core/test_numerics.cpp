@@ -113,7 +113,9 @@ std::uint32_t ref_round(float x, const RefFormat& f, const Ladder& l, bool& over
   return (l.code[i] & 1u) == 0 ? l.code[i] : l.code[i - 1];
 }
 
-bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
+bool same_bits(float a, float b) {
+  return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
 
 float next_up(float x) { return std::nextafter(x, kInf); }
 float next_down(float x) { return std::nextafter(x, -kInf); }
@@ -122,7 +124,8 @@ float next_down(float x) { return std::nextafter(x, -kInf); }
 // over [2^lo_exp, 2^hi_exp], where a format's interesting roundings happen.
 std::vector<float> random_floats(int lo_exp, int hi_exp, std::size_t n, std::uint32_t seed) {
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> expo(static_cast<float>(lo_exp), static_cast<float>(hi_exp));
+  std::uniform_real_distribution<float> expo(static_cast<float>(lo_exp),
+                                             static_cast<float>(hi_exp));
   std::vector<float> xs;
   for (std::size_t i = 0; i < n; ++i) {
     if (i % 4 == 0) {
@@ -389,7 +392,8 @@ TEST_CASE("bf16 and fp16 overflow to infinity", "[numerics]") {
   CHECK(f32_to_f16(kInf) == 0x7C00);
   const float bf16_max = bf16_to_f32(0x7F7F);
   CHECK(f32_to_bf16(bf16_max) == 0x7F7F);
-  CHECK(f32_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);  // above the tie 0x1.FFp127 + 2^119
+  // FLT_MAX is above the tie 0x1.FEp127 + 2^119 between bf16 max and 2^128: inf.
+  CHECK(f32_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);
   CHECK(f32_to_bf16(-kInf) == 0xFF80);
   CHECK(round_to(1e6f, DType::F16) == kInf);
   CHECK(round_to(0.1f, DType::F32) == 0.1f);
@@ -426,7 +430,8 @@ TEST_CASE("subnormals and underflow to signed zero", "[numerics]") {
   CHECK(f32_to_bf16(std::bit_cast<float>(0x00008000u)) == 0x0000);  // tie -> even 0
   CHECK(f32_to_bf16(std::bit_cast<float>(0x00018000u)) == 0x0002);  // tie -> even 2
   CHECK(f32_to_bf16(std::bit_cast<float>(0x80010000u)) == 0x8001);
-  CHECK(f32_to_bf16(std::bit_cast<float>(0x007FFFFFu)) == 0x0080);  // rounds up to the smallest normal
+  // The largest float32 subnormal rounds up to the smallest normal.
+  CHECK(f32_to_bf16(std::bit_cast<float>(0x007FFFFFu)) == 0x0080);
 }
 
 TEST_CASE("encoders agree with a brute-force nearest-value search", "[numerics]") {
