@@ -171,7 +171,9 @@ std::uint8_t f32_to_e4m3(float x, bool saturate) {
   const auto sign = static_cast<std::uint8_t>((bits & kF32SignMask) >> 24);
   const std::uint32_t abs_bits = bits & kF32AbsMask;
   constexpr std::uint8_t kNaN = 0x7F;  // S.1111.111, the only E4M3 NaN
-  if (abs_bits > kF32InfBits) return sign | kNaN;
+  // NaN inputs give the positive canonical NaN whatever their sign, as CUDA's
+  // conversions do (cuda_fp8.hpp clears the sign of NaN), so the twins agree.
+  if (abs_bits > kF32InfBits) return kNaN;
   // E4M3 has no infinity: inf is an overflow like any other.
   const std::uint32_t mag =
       abs_bits == kF32InfBits ? kE4M3.max_finite + 1 : round_magnitude(abs_bits, kE4M3);
@@ -190,7 +192,7 @@ std::uint8_t f32_to_e5m2(float x, bool saturate) {
   const std::uint32_t abs_bits = bits & kF32AbsMask;
   constexpr std::uint8_t kNaN = 0x7F;
   constexpr std::uint8_t kInf = 0x7C;
-  if (abs_bits > kF32InfBits) return sign | kNaN;
+  if (abs_bits > kF32InfBits) return kNaN;  // positive canonical NaN, as CUDA
   const std::uint32_t mag =
       abs_bits == kF32InfBits ? std::uint32_t{kInf} : round_magnitude(abs_bits, kE5M2);
   // 57344 = 1.11b * 2^15 is the largest finite; 61440 is the tie with 2^16 (even

@@ -11,8 +11,8 @@
 //   saturate = true : |x| beyond the max normal (after rounding), including +-inf,
 //                     becomes +-max normal; NaN -> NaN.
 //   saturate = false: E4M3 -> NaN on overflow or inf; E5M2 -> +-inf.
-// The canonical NaN produced on encode is 0x7F for E4M3 and 0x7F for E5M2 (sign
-// kept from the input: 0xFF when negative), 0x7FC0 for BF16 (sign kept).
+// A NaN input encodes to 0x7F in both FP8 formats whatever its sign (as CUDA's
+// conversions do); to 0x7FC0 in BF16 and 0x7E00 in FP16, with the sign kept.
 #pragma once
 
 #include <cstdint>

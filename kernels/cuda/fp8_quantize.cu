@@ -27,6 +27,7 @@ __device__ __forceinline__ float finite_abs(float v) { return isfinite(v) ? fabs
 __device__ __forceinline__ float scale_from_amax(float amax, float fp8_max, bool pow2) {
   if (amax == 0.0f) return 1.0f;
   float s = amax / fp8_max;
+  if (s == 0.0f) s = FLT_TRUE_MIN;  // amax below ~3e-43 underflows: as the CPU twin
   if (pow2) {
     int e = 0;
     const float m = frexpf(s, &e);  // s = m * 2^e, m in [0.5, 1)

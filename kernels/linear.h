@@ -1,0 +1,38 @@
+// kernels/linear.h: y = x W^T (+ b) and its backward, in fp32, bf16 or fp8.
+//
+// Precision modes (DESIGN.md §3, reference/deepseek_v3_fp8.md §4):
+//   Fp32  plain FP32 GEMMs (BLAS).
+//   Bf16  both operands rounded to BF16 (RNE), products accumulated in FP32.
+//   Fp8   the DeepSeek-V3 recipe, emulated bit-exactly on the CPU: every GEMM
+//         quantizes its activation-like operand in 1x128 tiles along K and its
+//         weight in 128x128 blocks (E4M3, FP32 scales = amax/448), multiplies the
+//         codes per 128-wide K block in FP32 and promotes each block's partial sum
+//         with scale_a * scale_b into an FP32 accumulator, K block by K block in
+//         ascending order (fixed order: deterministic).
+//           Fprop  y  = x W^T    x: 1x128 tiles over `in`, W: 128x128 blocks
+//           Dgrad  dx = dy W     dy: 1x128 tiles over `out`, W: 128x128 blocks (of W^T)
+//           Wgrad  dW = dy^T x   dy^T and x^T: 1x128 tiles along tokens (K = tokens)
+// Gradient contract: activation gradients are written (=), parameter gradients
+// accumulated (+=).
+#pragma once
+
+#include "core/tensor.h"
+
+namespace crucible::ops {
+
+enum class GemmPrecision : std::uint8_t { Fp32, Bf16, Fp8 };
+
+// x [T, in], w [out, in], bias [out] or undefined -> y [T, out] (written).
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
+                    GemmPrecision p = GemmPrecision::Fp32);
+
+// dy [T, out]; dx [T, in] written unless undefined; dw [out, in] +=; dbias [out] +=
+// unless undefined.
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
+                     Tensor& dbias, GemmPrecision p = GemmPrecision::Fp32);
+
+// C [M, N] = A [M, K] * B [N, K]^T (the GEMM all of the above reduce to), in p.
+// beta = 0 overwrites C, beta = 1 accumulates into it.
+void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p);
+
+}  // namespace crucible::ops

@@ -1,0 +1,33 @@
+// kernels/logprob_head.h: the fused, vocab-chunked LM head.
+//
+// logits = h W^T is never materialized for all of [T, V] at once: the vocabulary is
+// walked in chunks of `chunk` rows of W (online log-sum-exp in the first pass, a
+// recompute per chunk in the backward). One mechanism serves SFT cross-entropy
+// (targets), the GRPO objective (log-probs of sampled tokens) and KD (a teacher
+// distribution given as top-k or full log-probs is a later extension).
+#pragma once
+
+#include "core/tensor.h"
+
+namespace crucible::ops {
+
+struct LogprobHeadOptions {
+  std::int64_t chunk = 4096;  // vocab rows per chunk
+  bool entropy = false;       // also compute the entropy of each row's distribution
+};
+
+// h [T, D], w [V, D], targets [T] i32 -> logp [T] (log softmax at the target),
+// lse [T] (saved for backward), entropy [T] when asked (else may be undefined).
+void logprob_head_forward(const Tensor& h, const Tensor& w, const Tensor& targets, Tensor& logp,
+                          Tensor& lse, Tensor& entropy, const LogprobHeadOptions& opts = {});
+
+// Given dlogp [T] = dL/dlogp: dh [T, D] written, dw [V, D] accumulated (+=).
+void logprob_head_backward(const Tensor& dlogp, const Tensor& h, const Tensor& w, const Tensor& targets,
+                           const Tensor& lse, Tensor& dh, Tensor& dw, const LogprobHeadOptions& opts = {});
+
+// Top-k next tokens per row: ids [T, k] i32 and their log-probs [T, k], sorted by
+// descending log-prob (ties: lower id first). Chunked like the forward.
+void logprob_head_topk(const Tensor& h, const Tensor& w, std::int64_t k, Tensor& ids, Tensor& logp,
+                       const LogprobHeadOptions& opts = {});
+
+}  // namespace crucible::ops
