@@ -35,6 +35,9 @@ struct Command {
 constexpr Command kCommands[] = {
     {"inspect", "print a model's sizes and per-layer shapes (TOML preset or HF config)", cmd_inspect},
     {"config", "validate a run config and print it back resolved, as TOML", cmd_config},
+    {"import", "convert a Hugging Face model directory into a crucible checkpoint", cmd_import},
+    {"logprobs", "score tokens: next-token log-probs and top-k at every position", cmd_logprobs},
+    {"generate", "sample completions with a KV cache", cmd_generate},
     {"info", "print the build, the devices and the MPI ranks", cmd_info},
 };
 

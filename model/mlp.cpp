@@ -1,0 +1,39 @@
+// model/mlp.cpp: SwiGLU MLP forward/backward (mirrored).
+#include "model/mlp.h"
+
+#include "kernels/elementwise.h"
+#include "kernels/tensor_ops.h"
+
+namespace crucible {
+
+MlpParams mlp_params(const ModelWeights& w, const std::string& prefix) {
+  return {param(w, prefix + "gate_proj.weight"), param(w, prefix + "up_proj.weight"),
+          param(w, prefix + "down_proj.weight")};
+}
+
+void mlp_forward(const MlpParams& p, const Tensor& x, ops::GemmPrecision prec, Tensor& y, MlpSaved& s) {
+  const std::int64_t n = x.dim(0), inter = p.gate.w.dim(0);
+  s.x = x;
+  s.gate = activation(n, inter, "mlp.gate");  // [n, I]
+  s.up = activation(n, inter, "mlp.up");      // [n, I]
+  s.h = activation(n, inter, "mlp.h");        // [n, I]
+  ops::linear_forward(x, p.gate.w, Tensor(), s.gate, prec);
+  ops::linear_forward(x, p.up.w, Tensor(), s.up, prec);
+  ops::swiglu_forward(s.gate, s.up, s.h);
+  ops::linear_forward(s.h, p.down.w, Tensor(), y, prec);
+}
+
+void mlp_backward(MlpParams& p, const Tensor& dy, const MlpSaved& s, ops::GemmPrecision prec, Tensor& dx) {
+  const std::int64_t n = dy.dim(0), inter = p.gate.w.dim(0), hidden = p.down.w.dim(0);
+  Tensor dh = activation(n, inter, "mlp.dh");
+  Tensor none;
+  ops::linear_backward(dy, s.h, p.down.w, dh, p.down.g, none, prec);
+  Tensor dgate = activation(n, inter, "mlp.dgate"), dup = activation(n, inter, "mlp.dup");
+  ops::swiglu_backward(dh, s.gate, s.up, dgate, dup);
+  Tensor dx_up = activation(n, hidden, "mlp.dx_up");
+  ops::linear_backward(dgate, s.x, p.gate.w, dx, p.gate.g, none, prec);
+  ops::linear_backward(dup, s.x, p.up.w, dx_up, p.up.g, none, prec);
+  ops::axpy(1.0f, dx_up, dx);
+}
+
+}  // namespace crucible

@@ -1,0 +1,49 @@
+// model/moe.h: the DeepSeekMoE feed-forward block.
+//
+// y = Σ_shared MLP_s(x) + Σ_{k in top-k} w_k MLP_{e_k}(x)   (reference §3)
+// Routing (kernels/moe_routing.h): sigmoid (or softmax) scores of x Wg^T in FP32,
+// selection on scores + e_score_correction_bias, group-limited top-k, weights from
+// the unbiased scores, normalized and scaled. The router and the bias stay FP32;
+// experts run in the model's linear precision.
+// Training extras: the complementary sequence-wise balance loss (alpha, added to the
+// router gradient in backward) and the per-expert load of the step, which the
+// trainer uses for the aux-loss-free bias update (gamma).
+#pragma once
+
+#include <vector>
+
+#include "model/mlp.h"
+
+namespace crucible {
+
+struct MoeParams {
+  Param gate;                  // router [E, H]
+  Param bias;                  // e_score_correction_bias [E] (noaux_tc only)
+  std::vector<MlpParams> experts;
+  MlpParams shared;            // undefined weights when n_shared_experts == 0
+};
+MoeParams moe_params(const ModelWeights& w, std::int64_t layer);
+
+struct MoeSaved {
+  Tensor x;                    // [T, H]
+  Tensor scores;               // [T, E]
+  Tensor topk_idx, topk_w;     // [T, k] i32, [T, k]
+  // Per expert: the routed token rows (i32 [n_e]), their slots in top-k, the
+  // expert's saved activations and its unweighted output [n_e, H].
+  std::vector<Tensor> rows, slots;
+  std::vector<MlpSaved> expert;
+  std::vector<Tensor> expert_out;
+  MlpSaved shared;
+  std::vector<std::int64_t> load;  // tokens per expert in this forward
+  double balance_loss = 0;          // alpha * Σ_seq Σ_i f_i P_i / n_seq
+};
+
+// x [T, H] -> y [T, H] (written). cu_seqlens (i32 [B+1]) delimits the sequences
+// of the balance loss.
+void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, const Tensor& cu_seqlens,
+                 Tensor& y, MoeSaved& s);
+// dy -> dx (written); parameter grads +=; the balance loss gradient is included.
+void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Tensor& cu_seqlens,
+                  const MoeSaved& s, Tensor& dx);
+
+}  // namespace crucible

@@ -1,0 +1,84 @@
+// model/transformer.h: the one Transformer for deepseek_v3, qwen2 and llama.
+//
+//   h_0 = embed(ids)
+//   h   = h + Attn(RMSNorm(h))        Attn = MLA (deepseek_v3) or GQA
+//   h   = h + FFN(RMSNorm(h))         FFN  = SwiGLU, or DeepSeekMoE in MoE layers
+//   logp_t = log softmax(RMSNorm(h) W_head^T)[target_t]   (fused, vocab-chunked)
+// The model (config + weights) is immutable during a forward; everything a
+// backward needs lives in ForwardState, the per-call run state (STYLE.md 10).
+#pragma once
+
+#include <vector>
+
+#include "kernels/logprob_head.h"
+#include "model/gqa_attention.h"
+#include "model/mla_attention.h"
+#include "model/moe.h"
+
+namespace crucible {
+
+// A packed batch of token sequences.
+struct Batch {
+  Tensor ids;      // [T] i32
+  Tensor targets;  // [T] i32: the token whose log-prob is computed at each position
+  Tensor pos;      // [T] i32
+  Tensor cu_seqlens;  // [B + 1] i32
+
+  // Packs sequences; targets are the next token (the last position of each
+  // sequence targets its own token: callers mask it).
+  static Batch from_sequences(const std::vector<std::vector<std::int32_t>>& seqs);
+  std::int64_t tokens() const { return ids.numel(); }
+  std::int64_t sequences() const { return cu_seqlens.numel() - 1; }
+};
+
+struct LayerState {
+  Tensor h_in;            // [T, H] residual stream entering the layer
+  Tensor a, a_rstd;       // attention input norm out [T, H], rstd [T]
+  Tensor h_mid;           // [T, H] after the attention residual
+  Tensor b, b_rstd;       // FFN input norm
+  GqaSaved gqa;
+  MlaSaved mla;
+  MlpSaved mlp;
+  MoeSaved moe;
+};
+
+struct ForwardState {
+  std::vector<LayerState> layers;
+  Tensor h_last;          // [T, H] residual after the last layer
+  Tensor hf, hf_rstd;     // final norm out [T, H], rstd [T]
+  Tensor lse;             // [T] head log-sum-exp
+  SeqLayout seq;
+  Tensor ids, targets;
+  double aux_loss = 0;    // Σ MoE balance losses (already in the gradients)
+};
+
+class Transformer {
+ public:
+  explicit Transformer(ModelWeights& weights);
+
+  const ModelConfig& config() const { return w_.config(); }
+  ModelWeights& weights() { return w_; }
+  const ModelWeights& weights() const { return w_; }
+  // The LM head matrix [V, H]: lm_head.weight, or the embedding when tied.
+  Tensor head_weight() const;
+
+  // Runs the layers and the final norm; returns hf [T, H].
+  Tensor forward_hidden(const Batch& batch, ForwardState& st);
+  // Full forward: per-token log-probs of batch.targets [T]; entropy [T] if asked.
+  Tensor forward_logprobs(const Batch& batch, ForwardState& st, Tensor* entropy = nullptr);
+  // Backward of Σ_t dlogp[t] * logp[t] (+ the MoE balance losses); parameter
+  // gradients accumulate (+=) into weights().grads().
+  void backward(const Tensor& dlogp, ForwardState& st);
+
+  // Per-expert token counts of the last forward, per MoE layer (for the bias update).
+  std::vector<std::vector<std::int64_t>> expert_load(const ForwardState& st) const;
+
+  // The rotary table covering the positions in `pos` (grown on demand).
+  const RopeTable& rope_for(const Tensor& pos);
+
+ private:
+  ModelWeights& w_;
+  RopeTable rope_;
+};
+
+}  // namespace crucible

@@ -1,0 +1,55 @@
+// rollout/generator.h: batched sampling with a KV cache.
+//
+// Prompts are prefilled together, then every unfinished sequence decodes one token
+// per step; a sequence that meets EOS, a stop sequence or its token budget leaves
+// the batch (its slot idles) while the others continue. Sampling applies
+// temperature, then top-k, then top-p (nucleus) to the next-token distribution;
+// each sequence draws from its own Philox stream (seed, index of the prompt), so
+// results do not depend on batch composition. The returned log-prob of each token
+// is under the model's untempered distribution — what the trainer recomputes — so
+// the sampler/trainer gap is a like-for-like comparison.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/transformer.h"
+#include "rollout/kv_cache.h"
+
+namespace crucible::rollout {
+
+struct SamplingParams {
+  double temperature = 1.0;  // 0 = greedy
+  double top_p = 1.0;        // (0, 1]
+  std::int64_t top_k = 0;    // 0 = off
+  std::int64_t max_tokens = 64;
+  std::vector<std::int32_t> eos_ids;                     // any of these ends a sequence (kept in the output)
+  std::vector<std::vector<std::int32_t>> stop_sequences;  // token sequences that end a sequence (kept)
+  std::uint64_t seed = 0;
+
+  void validate() const;
+};
+
+enum class FinishReason : std::uint8_t { Eos, Stop, Length };
+const char* finish_reason_name(FinishReason r);
+
+struct Completion {
+  std::vector<std::int32_t> tokens;  // generated tokens only
+  std::vector<float> logprobs;       // log p(token) under the untempered model, per token
+  FinishReason finish = FinishReason::Length;
+};
+
+class Generator {
+ public:
+  // max_batch sequences at once; capacity = longest prompt + completion.
+  Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity);
+
+  std::vector<Completion> generate(const std::vector<std::vector<std::int32_t>>& prompts,
+                                   const SamplingParams& params);
+
+ private:
+  Transformer& model_;
+  KvCache cache_;
+};
+
+}  // namespace crucible::rollout

@@ -1,0 +1,54 @@
+// tests/model/grad_check.h: finite-difference checks shared by the model tests.
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace crucible::testing {
+
+// Central differences of a scalar loss over `samples` random elements of `x`,
+// compared with the analytic gradient `g`. Returns the worst relative error
+// |fd - g| / max(|fd|, |g|, floor).
+inline double fd_check(Tensor x, const Tensor& g, const std::function<double()>& loss, int samples,
+                       std::uint64_t seed, double h = 1e-2, double floor = 1e-3) {
+  std::mt19937_64 gen(seed);
+  float* xs = x.data<float>();
+  const float* gs = g.data<float>();
+  double worst = 0;
+  for (int s = 0; s < samples; ++s) {
+    const std::int64_t i = static_cast<std::int64_t>(gen() % static_cast<std::uint64_t>(x.numel()));
+    const float orig = xs[i];
+    const double step = h * std::max(1.0, std::abs(static_cast<double>(orig)));
+    xs[i] = static_cast<float>(orig + step);
+    const double up = loss();
+    xs[i] = static_cast<float>(orig - step);
+    const double down = loss();
+    xs[i] = orig;
+    const double fd = (up - down) / ((static_cast<double>(static_cast<float>(orig + step)) -
+                                      static_cast<double>(static_cast<float>(orig - step))));
+    const double err = std::abs(fd - gs[i]) / std::max({std::abs(fd), std::abs(static_cast<double>(gs[i])), floor});
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+
+inline Tensor random_tensor(Shape shape, std::uint64_t seed, float scale = 1.0f) {
+  Tensor t(shape, DType::F32);
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  for (float& v : t.span<float>()) v = nd(gen);
+  return t;
+}
+
+// Σ r ⊙ y in double (the scalar loss of block checks).
+inline double weighted_sum(const Tensor& y, const Tensor& r) {
+  double s = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) s += static_cast<double>(y.data<float>()[i]) * r.data<float>()[i];
+  return s;
+}
+
+}  // namespace crucible::testing
