@@ -54,6 +54,69 @@ const RopeTable& Transformer::rope_for(const Tensor& pos) {
   return rope_;
 }
 
+Tensor Transformer::layer_forward(std::int64_t l, bool moe, const Tensor& h, LayerState& ls, ForwardState& st) {
+  const ModelConfig& c = config();
+  const std::int64_t T = h.dim(0), H = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  ls.h_in = h;
+  ls.a = activation(T, H, "attn_in");
+  ls.a_rstd = Tensor(Shape{T}, DType::F32);
+  ops::rmsnorm_forward(h, w_.param(p + "input_layernorm.weight"), eps, ls.a, ls.a_rstd);
+  Tensor attn_out = activation(T, H, "attn_out");
+  if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
+  else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
+  ls.h_mid = h.clone();
+  ops::axpy(1.0f, attn_out, ls.h_mid);
+
+  ls.b = activation(T, H, "ffn_in");
+  ls.b_rstd = Tensor(Shape{T}, DType::F32);
+  ops::rmsnorm_forward(ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), eps, ls.b, ls.b_rstd);
+  Tensor ffn_out = activation(T, H, "ffn_out");
+  ls.moe_layer = moe;
+  if (moe) {
+    moe_forward(c, moe_params(w_, l), ls.b, st.seq.cu_seqlens, ffn_out, ls.moe);
+    st.aux_loss += ls.moe.balance_loss;
+  } else {
+    mlp_forward(mlp_params(w_, p + "mlp."), ls.b, linear_precision(c), ffn_out, ls.mlp);
+  }
+  Tensor out = ls.h_mid.clone();
+  ops::axpy(1.0f, ffn_out, out);
+  return out;
+}
+
+void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& st, Tensor& dh) {
+  const ModelConfig& c = config();
+  const std::int64_t T = dh.dim(0), H = c.hidden_size;
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  // FFN residual: dh flows through unchanged and through FFN(RMSNorm(h_mid)).
+  Tensor db = activation(T, H, "d_ffn_in");
+  if (ls.moe_layer) {
+    MoeParams mp = moe_params(w_, l);
+    moe_backward(c, mp, dh, st.seq.cu_seqlens, ls.moe, db);
+  } else {
+    MlpParams mp = mlp_params(w_, p + "mlp.");
+    mlp_backward(mp, dh, ls.mlp, linear_precision(c), db);
+  }
+  Tensor dmid = activation(T, H, "d_h_mid");
+  Tensor gpost = w_.grad(p + "post_attention_layernorm.weight");
+  ops::rmsnorm_backward(db, ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), ls.b_rstd, dmid, gpost);
+  ops::axpy(1.0f, dmid, dh);
+  // Attention residual.
+  Tensor da = activation(T, H, "d_attn_in");
+  if (c.is_mla()) {
+    MlaParams ap = mla_params(w_, l);
+    mla_backward(c, ap, dh, st.seq, ls.mla, da);
+  } else {
+    GqaParams ap = gqa_params(w_, l);
+    gqa_backward(c, ap, dh, st.seq, ls.gqa, da);
+  }
+  Tensor din = activation(T, H, "d_h_in");
+  Tensor gin = w_.grad(p + "input_layernorm.weight");
+  ops::rmsnorm_backward(da, ls.h_in, w_.param(p + "input_layernorm.weight"), ls.a_rstd, din, gin);
+  ops::axpy(1.0f, din, dh);
+}
+
 Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
   const ModelConfig& c = config();
   const std::int64_t T = batch.tokens(), H = c.hidden_size;
@@ -66,32 +129,7 @@ Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
 
   Tensor h = activation(T, H, "embed");
   ops::embedding_forward(batch.ids, w_.param("model.embed_tokens.weight"), h);
-  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    LayerState& ls = st.layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    ls.h_in = h;
-    ls.a = activation(T, H, "attn_in");
-    ls.a_rstd = Tensor(Shape{T}, DType::F32);
-    ops::rmsnorm_forward(h, w_.param(p + "input_layernorm.weight"), eps, ls.a, ls.a_rstd);
-    Tensor attn_out = activation(T, H, "attn_out");
-    if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
-    else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
-    ls.h_mid = h.clone();
-    ops::axpy(1.0f, attn_out, ls.h_mid);
-
-    ls.b = activation(T, H, "ffn_in");
-    ls.b_rstd = Tensor(Shape{T}, DType::F32);
-    ops::rmsnorm_forward(ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), eps, ls.b, ls.b_rstd);
-    Tensor ffn_out = activation(T, H, "ffn_out");
-    if (c.is_moe_layer(l)) {
-      moe_forward(c, moe_params(w_, l), ls.b, batch.cu_seqlens, ffn_out, ls.moe);
-      st.aux_loss += ls.moe.balance_loss;
-    } else {
-      mlp_forward(mlp_params(w_, p + "mlp."), ls.b, linear_precision(c), ffn_out, ls.mlp);
-    }
-    h = ls.h_mid.clone();
-    ops::axpy(1.0f, ffn_out, h);
-  }
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) h = layer_forward(l, c.is_moe_layer(l), h, st.layers[l], st);
   st.h_last = h;
   st.hf = activation(T, H, "final_norm");
   st.hf_rstd = Tensor(Shape{T}, DType::F32);
@@ -115,7 +153,7 @@ Tensor Transformer::forward_logprobs(const Batch& batch, ForwardState& st, Tenso
   return logp;
 }
 
-void Transformer::backward(const Tensor& dlogp, ForwardState& st) {
+void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last) {
   const ModelConfig& c = config();
   CRUCIBLE_CHECK(w_.has_grads(), "backward needs a gradient arena");
   const std::int64_t T = dlogp.numel(), H = c.hidden_size;
@@ -128,36 +166,8 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st) {
     Tensor g = w_.grad("model.norm.weight");
     ops::rmsnorm_backward(dhf, st.h_last, w_.param("model.norm.weight"), st.hf_rstd, dh, g);
   }
-  for (std::int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
-    LayerState& ls = st.layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    // FFN residual: dh flows through unchanged and through FFN(RMSNorm(h_mid)).
-    Tensor db = activation(T, H, "d_ffn_in");
-    if (c.is_moe_layer(l)) {
-      MoeParams mp = moe_params(w_, l);
-      moe_backward(c, mp, dh, st.seq.cu_seqlens, ls.moe, db);
-    } else {
-      MlpParams mp = mlp_params(w_, p + "mlp.");
-      mlp_backward(mp, dh, ls.mlp, linear_precision(c), db);
-    }
-    Tensor dmid = activation(T, H, "d_h_mid");
-    Tensor gpost = w_.grad(p + "post_attention_layernorm.weight");
-    ops::rmsnorm_backward(db, ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), ls.b_rstd, dmid, gpost);
-    ops::axpy(1.0f, dmid, dh);
-    // Attention residual.
-    Tensor da = activation(T, H, "d_attn_in");
-    if (c.is_mla()) {
-      MlaParams ap = mla_params(w_, l);
-      mla_backward(c, ap, dh, st.seq, ls.mla, da);
-    } else {
-      GqaParams ap = gqa_params(w_, l);
-      gqa_backward(c, ap, dh, st.seq, ls.gqa, da);
-    }
-    Tensor din = activation(T, H, "d_h_in");
-    Tensor gin = w_.grad(p + "input_layernorm.weight");
-    ops::rmsnorm_backward(da, ls.h_in, w_.param(p + "input_layernorm.weight"), ls.a_rstd, din, gin);
-    ops::axpy(1.0f, din, dh);
-  }
+  if (extra_dh_last) ops::axpy(1.0f, *extra_dh_last, dh);
+  for (std::int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, st.layers[l], st, dh);
   Tensor gemb = w_.grad("model.embed_tokens.weight");
   ops::embedding_backward(dh, st.ids, gemb);
 }

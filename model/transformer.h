@@ -40,6 +40,7 @@ struct LayerState {
   MlaSaved mla;
   MlpSaved mlp;
   MoeSaved moe;
+  bool moe_layer = false;
 };
 
 struct ForwardState {
@@ -67,8 +68,9 @@ class Transformer {
   // Full forward: per-token log-probs of batch.targets [T]; entropy [T] if asked.
   Tensor forward_logprobs(const Batch& batch, ForwardState& st, Tensor* entropy = nullptr);
   // Backward of Σ_t dlogp[t] * logp[t] (+ the MoE balance losses); parameter
-  // gradients accumulate (+=) into weights().grads().
-  void backward(const Tensor& dlogp, ForwardState& st);
+  // gradients accumulate (+=) into weights().grads(). extra_dh_last adds a gradient
+  // on the last residual stream (the MTP module's input).
+  void backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last = nullptr);
 
   // Per-expert token counts of the last forward, per MoE layer (for the bias update).
   std::vector<std::vector<std::int64_t>> expert_load(const ForwardState& st) const;
@@ -77,6 +79,12 @@ class Transformer {
   const RopeTable& rope_for(const Tensor& pos);
 
  private:
+  friend class Mtp;  // runs its blocks through layer_forward/layer_backward
+  // One decoder block (attention + FFN with their norms and residuals).
+  Tensor layer_forward(std::int64_t layer, bool moe, const Tensor& h, LayerState& ls, ForwardState& st);
+  // dh: gradient w.r.t. the block's output in, w.r.t. its input out.
+  void layer_backward(std::int64_t layer, LayerState& ls, ForwardState& st, Tensor& dh);
+
   ModelWeights& w_;
   RopeTable rope_;
 };

@@ -1,0 +1,225 @@
+// kernels/cpu/logprob_head.cpp: CPU reference of the fused, vocab-chunked LM head:
+// per-token log-probs (+ entropy) of h W^T, their backward, and top-k next tokens.
+//
+// Invariant: at most [T, chunk] logits exist at any time. The forward keeps, per row, a
+// running max m and running sums relative to it (online log-sum-exp, Milakov & Gimelshein
+// 2018), so the result depends on the chunk size only through the FP32 rounding of the
+// final lse; the backward recomputes each chunk's logits and p = exp(logit - lse).
+// Reference: DESIGN.md §3 (losses never materialize [tokens x vocab] logits).
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/logprob_head.h"
+
+namespace crucible::ops {
+
+namespace {
+
+void check_f32(const Tensor& t, const char* what, const Shape& want) {
+  CRUCIBLE_CHECK(t.defined() && t.device().is_cpu() && t.dtype() == DType::F32, what, " (", t.name(),
+                 ") must be a defined CPU f32 tensor");
+  CRUCIBLE_CHECK(t.shape() == want, what, " (", t.name(), ") has shape ", t.shape().str(), ", expected ",
+                 want.str());
+}
+
+struct HeadDims {
+  std::int64_t T, D, V, chunk;
+};
+
+HeadDims check_head(const Tensor& h, const Tensor& w, const LogprobHeadOptions& opts, const char* op) {
+  CRUCIBLE_CHECK(h.defined() && h.rank() == 2 && w.defined() && w.rank() == 2, op, ": h must be [T, D] and w [V, D]");
+  HeadDims d{h.dim(0), h.dim(1), w.dim(0), opts.chunk};
+  check_f32(h, "logprob head h", h.shape());
+  CRUCIBLE_CHECK(w.dim(1) == d.D && d.V > 0, op, ": w (", w.name(), ") ", w.shape().str(),
+                 " must be [V > 0, D = ", d.D, "] to match h ", h.shape().str());
+  check_f32(w, "logprob head w", w.shape());
+  CRUCIBLE_CHECK(opts.chunk > 0, op, ": chunk must be positive, got ", opts.chunk);
+  d.chunk = std::min(opts.chunk, d.V);
+  return d;
+}
+
+void check_targets(const Tensor& targets, const HeadDims& d, const char* op) {
+  CRUCIBLE_CHECK(targets.defined() && targets.device().is_cpu() && targets.dtype() == DType::I32 &&
+                     targets.shape() == Shape{d.T},
+                 op, ": targets (", targets.name(), ") must be a CPU i32 [", d.T, "] tensor");
+  const std::int32_t* tg = targets.data<std::int32_t>();
+  for (std::int64_t t = 0; t < d.T; ++t)
+    CRUCIBLE_CHECK(tg[t] >= 0 && tg[t] < d.V, op, ": target of row ", t, " is token id ", tg[t],
+                   ", outside the vocabulary [0, ", d.V, ")");
+}
+
+// logits[T, n] = h[T, D] w[c0 : c0 + n, D]^T
+void chunk_logits(const HeadDims& d, const float* h, const float* w, std::int64_t c0, std::int64_t n,
+                  float* logits) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(d.T), static_cast<int>(n),
+              static_cast<int>(d.D), 1.0f, h, static_cast<int>(d.D), w + c0 * d.D, static_cast<int>(d.D), 0.0f,
+              logits, static_cast<int>(n));
+}
+
+// Online log-sum-exp of one row, relative to the running max m:
+//   sum = Σ exp(l - m),  xsum = Σ exp(l - m) (l - m)   (entropy = log sum - xsum / sum).
+// Keeping xsum relative to m avoids the cancellation of lse - Σ p l for large logits.
+struct OnlineLse {
+  float m = -std::numeric_limits<float>::infinity();
+  double sum = 0, xsum = 0;
+
+  void add(const float* l, std::int64_t n, bool entropy) {
+    float cm = m;
+    for (std::int64_t j = 0; j < n; ++j) cm = std::max(cm, l[j]);
+    if (cm > m) {  // rescale to the new max: exp(l - cm) = exp(l - m) exp(m - cm)
+      if (sum > 0) {
+        const double delta = static_cast<double>(m) - cm, a = std::exp(delta);
+        xsum = a * (xsum + delta * sum);
+        sum *= a;
+      }
+      m = cm;
+    }
+    for (std::int64_t j = 0; j < n; ++j) {
+      const float x = l[j] - m;
+      const float e = std::exp(x);
+      sum += e;
+      if (entropy) xsum += static_cast<double>(e) * x;
+    }
+  }
+  float lse() const { return m + static_cast<float>(std::log(sum)); }
+  float entropy() const { return static_cast<float>(std::log(sum) - xsum / sum); }
+};
+
+// Top-k candidates of one row; `better` is the output order (higher logit, then lower id).
+struct Cand {
+  float logit;
+  std::int32_t id;
+};
+bool better(const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+
+}  // namespace
+
+void logprob_head_forward(const Tensor& h, const Tensor& w, const Tensor& targets, Tensor& logp, Tensor& lse,
+                          Tensor& entropy, const LogprobHeadOptions& opts) {
+  const HeadDims d = check_head(h, w, opts, "logprob_head_forward");
+  check_targets(targets, d, "logprob_head_forward");
+  check_f32(logp, "logprob_head_forward logp", Shape{d.T});
+  check_f32(lse, "logprob_head_forward lse", Shape{d.T});
+  if (opts.entropy) check_f32(entropy, "logprob_head_forward entropy", Shape{d.T});
+  if (d.T == 0) return;
+  const float* hp = h.data<float>();
+  const float* wp = w.data<float>();
+  const std::int32_t* tg = targets.data<std::int32_t>();
+
+  std::vector<OnlineLse> run(static_cast<std::size_t>(d.T));
+  std::vector<float> target_logit(static_cast<std::size_t>(d.T));
+  std::vector<float> logits(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
+  for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
+    const std::int64_t n = std::min(d.chunk, d.V - c0);
+    chunk_logits(d, hp, wp, c0, n, logits.data());
+    for (std::int64_t t = 0; t < d.T; ++t) {
+      const float* row = logits.data() + t * n;
+      run[t].add(row, n, opts.entropy);
+      if (tg[t] >= c0 && tg[t] < c0 + n) target_logit[t] = row[tg[t] - c0];
+    }
+  }
+  float* lp = logp.data<float>();
+  float* lsep = lse.data<float>();
+  for (std::int64_t t = 0; t < d.T; ++t) {
+    lsep[t] = run[t].lse();
+    lp[t] = target_logit[t] - lsep[t];
+  }
+  if (opts.entropy) {
+    float* ep = entropy.data<float>();
+    for (std::int64_t t = 0; t < d.T; ++t) ep[t] = run[t].entropy();
+  }
+}
+
+void logprob_head_backward(const Tensor& dlogp, const Tensor& h, const Tensor& w, const Tensor& targets,
+                           const Tensor& lse, Tensor& dh, Tensor& dw, const LogprobHeadOptions& opts) {
+  const HeadDims d = check_head(h, w, opts, "logprob_head_backward");
+  check_targets(targets, d, "logprob_head_backward");
+  check_f32(dlogp, "logprob_head_backward dlogp", Shape{d.T});
+  check_f32(lse, "logprob_head_backward lse", Shape{d.T});
+  check_f32(dh, "logprob_head_backward dh", h.shape());
+  check_f32(dw, "logprob_head_backward dw", w.shape());
+  if (d.T == 0) return;
+  const float* hp = h.data<float>();
+  const float* wp = w.data<float>();
+  const float* gp = dlogp.data<float>();
+  const float* lsep = lse.data<float>();
+  const std::int32_t* tg = targets.data<std::int32_t>();
+  float* dhp = dh.data<float>();
+  float* dwp = dw.data<float>();
+
+  // Per chunk: grad_logits[t, j] = dlogp[t] (onehot(target)[j] - p[t, j]).
+  std::vector<float> g(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
+  for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
+    const std::int64_t n = std::min(d.chunk, d.V - c0);
+    chunk_logits(d, hp, wp, c0, n, g.data());
+    for (std::int64_t t = 0; t < d.T; ++t) {
+      float* row = g.data() + t * n;
+      for (std::int64_t j = 0; j < n; ++j) row[j] = -gp[t] * std::exp(row[j] - lsep[t]);
+      if (tg[t] >= c0 && tg[t] < c0 + n) row[tg[t] - c0] += gp[t];
+    }
+    const int iT = static_cast<int>(d.T), iD = static_cast<int>(d.D), in = static_cast<int>(n);
+    // dh (=, then +=) grad_logits w_chunk;  dw_chunk += grad_logits^T h
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, iD, in, 1.0f, g.data(), in, wp + c0 * d.D, iD,
+                c0 == 0 ? 0.0f : 1.0f, dhp, iD);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, iD, iT, 1.0f, g.data(), in, hp, iD, 1.0f,
+                dwp + c0 * d.D, iD);
+  }
+}
+
+void logprob_head_topk(const Tensor& h, const Tensor& w, std::int64_t k, Tensor& ids, Tensor& logp,
+                       const LogprobHeadOptions& opts) {
+  const HeadDims d = check_head(h, w, opts, "logprob_head_topk");
+  CRUCIBLE_CHECK(k >= 0 && k <= d.V, "logprob_head_topk: k = ", k, " must lie in [0, V = ", d.V, "]");
+  CRUCIBLE_CHECK(ids.defined() && ids.device().is_cpu() && ids.dtype() == DType::I32 &&
+                     ids.shape() == (Shape{d.T, k}),
+                 "logprob_head_topk: ids (", ids.name(), ") must be a CPU i32 [", d.T, ", ", k, "] tensor");
+  check_f32(logp, "logprob_head_topk logp", Shape{d.T, k});
+  if (k == 0 || d.T == 0) return;
+  const float* hp = h.data<float>();
+  const float* wp = w.data<float>();
+
+  // One heap per row of the k best so far, the worst on top (heap order = `better`).
+  std::vector<std::vector<Cand>> heap(static_cast<std::size_t>(d.T));
+  for (auto& hh : heap) hh.reserve(static_cast<std::size_t>(k));
+  std::vector<OnlineLse> run(static_cast<std::size_t>(d.T));
+  std::vector<float> logits(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
+  for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
+    const std::int64_t n = std::min(d.chunk, d.V - c0);
+    chunk_logits(d, hp, wp, c0, n, logits.data());
+    for (std::int64_t t = 0; t < d.T; ++t) {
+      const float* row = logits.data() + t * n;
+      run[t].add(row, n, false);
+      std::vector<Cand>& hh = heap[t];
+      for (std::int64_t j = 0; j < n; ++j) {
+        const Cand c{row[j], static_cast<std::int32_t>(c0 + j)};
+        if (static_cast<std::int64_t>(hh.size()) < k) {
+          hh.push_back(c);
+          std::push_heap(hh.begin(), hh.end(), better);
+        } else if (better(c, hh.front())) {
+          std::pop_heap(hh.begin(), hh.end(), better);
+          hh.back() = c;
+          std::push_heap(hh.begin(), hh.end(), better);
+        }
+      }
+    }
+  }
+  std::int32_t* ip = ids.data<std::int32_t>();
+  float* lp = logp.data<float>();
+  for (std::int64_t t = 0; t < d.T; ++t) {
+    std::vector<Cand>& hh = heap[t];
+    std::sort_heap(hh.begin(), hh.end(), better);  // best first
+    const float l = run[t].lse();
+    for (std::int64_t j = 0; j < k; ++j) {
+      ip[t * k + j] = hh[j].id;
+      lp[t * k + j] = hh[j].logit - l;
+    }
+  }
+}
+
+}  // namespace crucible::ops
