@@ -192,7 +192,12 @@ ModelConfig model_config_from_hf(const json::Value& config, const std::string& s
     c.aux_loss_alpha = r.number("aux_loss_alpha", 0.0);
     c.num_nextn_predict_layers = r.integer("num_nextn_predict_layers", 0);
   }
-  c.precision = Precision::Bf16;
+  // Training precision from the stored dtype (transformers v4 `torch_dtype`, v5
+  // `dtype`): float32 checkpoints train and score in fp32, others in bf16, and
+  // FP8-quantized ones (quantization_config) in the DeepSeek-V3 FP8 recipe.
+  std::string dtype = r.string("dtype", "");
+  if (dtype.empty()) dtype = r.string("torch_dtype", "bfloat16");
+  c.precision = dtype == "float32" ? Precision::Fp32 : Precision::Bf16;
   if (const json::Value* q = r.get(config, "quantization_config"); q && q->is_object())
     if (r.string("quant_method", "", q) == "fp8") c.precision = Precision::Fp8;
   try {
