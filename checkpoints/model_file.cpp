@@ -13,6 +13,7 @@
 #include "checkpoints/hdf5_check.h"
 #include "checkpoints/hf_config.h"
 #include "checkpoints/hf_import.h"
+#include "checkpoints/safetensors.h"
 #include "core/json.h"
 
 namespace crucible::checkpoints {
@@ -134,6 +135,51 @@ std::unique_ptr<ModelWeights> load_model(const std::string& path, bool with_grad
                         hdf5_error_stack());
   }
   return weights;
+}
+
+StoredModel describe_stored(const std::string& path) {
+  namespace fs = std::filesystem;
+  CRUCIBLE_USER_CHECK(fs::exists(path), "checkpoint not found: ", path);
+  StoredModel out;
+  if (fs::is_directory(path)) {
+    out.format = "hf-safetensors";
+    out.config = read_hf_config(path);
+    const SafetensorsIndex index = SafetensorsIndex::open(path);
+    for (const std::string& name : index.names()) {
+      if (name.ends_with("_scale_inv")) continue;
+      const SafetensorsTensorInfo& info = index.info(name);
+      ++out.tensors;
+      out.params += info.shape.numel();
+      if (info.dtype == StDType::F8_E4M3 && index.contains(name + "_scale_inv")) ++out.fp8_tensors;
+    }
+    if (out.config.num_nextn_predict_layers > 0 &&
+        !index.contains("model.layers." + std::to_string(out.config.num_hidden_layers) + ".eh_proj.weight"))
+      out.config.num_nextn_predict_layers = 0;
+    return out;
+  }
+  CRUCIBLE_USER_CHECK(is_model_file(path), path, ": not a crucible checkpoint (HDF5) nor a Hugging Face directory");
+  hdf5_quiet();
+  const hid_t raw = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  CRUCIBLE_USER_CHECK(raw >= 0, path, ": cannot open as HDF5 (truncated or damaged?): ", hdf5_error_stack());
+  H5Id file(raw, H5Fclose);
+  out.format = "crucible-hdf5";
+  out.config = model_config_from_hf(json::parse(read_string_attribute(file, "config", path), path + ":/config"),
+                                    path + ":/config");
+  H5Id group(CHECK_HDF5(H5Gopen2(file, "weights", H5P_DEFAULT)), H5Gclose);
+  H5G_info_t info;
+  CHECK_HDF5(H5Gget_info(group, &info));
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    H5Id ds(CHECK_HDF5(H5Dopen2(group, [&] {
+              char name[1024] = {0};
+              H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+              return std::string(name);
+            }().c_str(), H5P_DEFAULT)),
+            H5Dclose);
+    H5Id space(CHECK_HDF5(H5Dget_space(ds)), H5Sclose);
+    out.params += H5Sget_simple_extent_npoints(space);
+    ++out.tensors;
+  }
+  return out;
 }
 
 }  // namespace crucible::checkpoints

@@ -26,4 +26,14 @@ std::unique_ptr<ModelWeights> load_model(const std::string& path, bool with_grad
 // True when `path` looks like a crucible HDF5 checkpoint (by its signature).
 bool is_model_file(const std::string& path);
 
+// What a checkpoint or HF directory holds, without loading its weights.
+struct StoredModel {
+  ModelConfig config;             // as the importer would build it (MTP dropped if absent)
+  std::string format;             // "crucible-hdf5" or "hf-safetensors"
+  std::int64_t tensors = 0;       // stored weight tensors (FP8 scale tensors not counted)
+  std::int64_t params = 0;        // elements of those tensors
+  std::int64_t fp8_tensors = 0;   // weights stored as FP8 with block scales
+};
+StoredModel describe_stored(const std::string& path);
+
 }  // namespace crucible::checkpoints

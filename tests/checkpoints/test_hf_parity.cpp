@@ -132,3 +132,37 @@ TEST_CASE("crucible logprobs --json prints transformers' numbers", "[parity][cli
   }
   CHECK(positions.back().find("logprob") == nullptr);  // nothing follows the last token
 }
+
+TEST_CASE("inspect on an HF directory and on an imported checkpoint reports the stored sizes", "[parity][cli]") {
+  auto run_text = [](const std::string& args) {
+    FILE* p = popen((std::string(CRUCIBLE_BINARY) + " " + args + " 2>/dev/null").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    REQUIRE(WEXITSTATUS(pclose(p)) == 0);
+    return out;
+  };
+  auto run = [&](const std::string& args) { return json::parse(run_text(args), args); };
+  const std::string h5 = (fs::temp_directory_path() / "crucible_inspect_ds.h5").string();
+  for (const char* name : {"deepseek_v3", "llama3", "qwen2_tied"}) {
+    const std::string dir = kModels + name;
+    const json::Value golden = json::parse_file(dir + "/golden.json");
+    const json::Value a = run("inspect " + dir + " --json");
+    INFO(name);
+    // The saved state dict (parameters and buffers such as the router bias).
+    std::int64_t saved = 0;
+    for (const auto& [n, shape] : golden.at("state_dict_shapes").as_object()) {
+      std::int64_t numel = 1;
+      for (const auto& d : shape.as_array()) numel *= d.as_int64();
+      saved += numel;
+    }
+    CHECK(a.at("params_stored").as_int64() == saved);
+    CHECK(a.at("params_total").as_int64() == a.at("params_stored").as_int64());
+    CHECK(a.at("tensors_stored").as_int64() == static_cast<std::int64_t>(golden.at("state_dict_names").size()));
+    REQUIRE_THAT(run_text("import --hf " + dir + " --out " + h5), Catch::Contains("imported"));
+    const json::Value b = run("inspect " + h5 + " --json");
+    CHECK(b.at("format").as_string() == "crucible-hdf5");
+    CHECK(b.at("params_stored").as_int64() == a.at("params_stored").as_int64());
+    CHECK(b.at("arch").as_string() == a.at("arch").as_string());
+  }
+}
