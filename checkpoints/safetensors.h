@@ -97,8 +97,8 @@ class SafetensorsFile {
   // A fresh CPU tensor in the stored dtype, named `name`. I16, I8 and BOOL have no
   // crucible DType: use read_f32().
   Tensor read(std::string_view name) const;
-  // A fresh CPU FP32 tensor: floats decoded exactly (F64 rounded, beyond the FP32
-  // range -> +-inf), integers converted, BOOL -> 0 or 1.
+  // A fresh CPU FP32 tensor: narrow floats decoded exactly (core/numerics.h); F64
+  // and integers rounded to nearest even (F64 overflow -> +-inf); BOOL -> 0 or 1.
   Tensor read_f32(std::string_view name) const;
 
  private:
