@@ -36,4 +36,10 @@ struct StoredModel {
 };
 StoredModel describe_stored(const std::string& path);
 
+class H5Reader;
+// The model config and the weights stored in a crucible HDF5 file (model files and
+// training-state checkpoints share this part of the layout).
+ModelConfig read_model_config(const H5Reader& r);
+void read_weights(const H5Reader& r, ModelWeights& w);
+
 }  // namespace crucible::checkpoints
