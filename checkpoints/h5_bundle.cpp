@@ -173,6 +173,20 @@ void H5Reader::read(const std::string& dataset, Tensor& dst) const {
                       hdf5_error_stack());
 }
 
+void H5Reader::verify(const std::string& dataset) const {
+  CRUCIBLE_USER_CHECK(has(dataset), path_, ": dataset '", dataset, "' is missing");
+  H5Id ds(CHECK_HDF5(H5Dopen2(static_cast<hid_t>(file_), dataset.c_str(), H5P_DEFAULT)), H5Dclose);
+  H5Id ftype(CHECK_HDF5(H5Dget_type(ds)), H5Tclose);
+  H5Id ntype(CHECK_HDF5(H5Tget_native_type(ftype, H5T_DIR_DEFAULT)), H5Tclose);
+  H5Id space(CHECK_HDF5(H5Dget_space(ds)), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<unsigned char> buf(static_cast<std::size_t>(std::max<hssize_t>(n, 0)) * H5Tget_size(ntype) + 1);
+  if (n == 0) return;
+  const herr_t rc = H5Dread(ds, ntype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
+  CRUCIBLE_USER_CHECK(rc >= 0, path_, ": dataset '", dataset, "' cannot be read (checksum mismatch or truncated file): ",
+                      hdf5_error_stack());
+}
+
 std::vector<std::string> H5Reader::list(const std::string& group) const {
   std::vector<std::string> out;
   if (!has(group)) return out;

@@ -38,6 +38,8 @@ class H5Reader {
   // Reads a dataset into `dst` (shape and dtype must match); checksum failures are
   // errors naming the dataset.
   void read(const std::string& dataset, Tensor& dst) const;
+  // Reads a dataset in whatever type it is stored (checksum verification).
+  void verify(const std::string& dataset) const;
   // Dataset names directly under a group ("weights").
   std::vector<std::string> list(const std::string& group) const;
   // True when the writer finished the file (the "complete" attribute).

@@ -51,6 +51,7 @@ struct PackPlan {
   std::int64_t truncated = 0;                  // examples cut to max_tokens
   std::int64_t dropped = 0;                    // examples left out (Overlong::Drop)
   std::int64_t tokens_cut = 0;                 // tokens removed by truncation or dropping
+  std::int64_t max_tokens = 0;                 // the row capacity planned for
   std::int64_t row_tokens(std::size_t row) const;
   double fill() const;  // used tokens / (rows * max_tokens)
 };
@@ -71,5 +72,9 @@ struct PackedRow {
 
 // Builds row `row` of `plan` (examples truncated to plan.lengths).
 PackedRow build_packed_row(std::span<const TokenizedExample> examples, const PackPlan& plan, std::size_t row);
+
+// plan_packing + build_packed_row for every row; `plan`, when given, receives the plan.
+std::vector<PackedRow> pack_examples(std::span<const TokenizedExample> examples, const PackingOptions& opts,
+                                     PackPlan* plan = nullptr);
 
 }  // namespace crucible::data
