@@ -95,7 +95,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       CRUCIBLE_USER_CHECK(static_cast<std::int64_t>(prompt.size()) + p.max_tokens <= cache_.capacity,
                           "prompt ", first + i, " (", prompt.size(), " tokens) + max_tokens (", p.max_tokens,
                           ") exceeds the generator capacity of ", cache_.capacity);
-      rngs.emplace_back(p.seed, first + i);
+      rngs.emplace_back(p.seed, p.stream_base + first + i);
       chunks.push_back({static_cast<std::int64_t>(i), prompt});
     }
     Tensor hf = forward_cached(model_, cache_, chunks);

@@ -26,6 +26,10 @@ struct SamplingParams {
   std::vector<std::int32_t> eos_ids;                     // any of these ends a sequence (kept in the output)
   std::vector<std::vector<std::int32_t>> stop_sequences;  // token sequences that end a sequence (kept)
   std::uint64_t seed = 0;
+  // Prompt i draws from Philox stream stream_base + i: ranks that each sample a
+  // slice of a global batch pass the slice's global offset, so results do not
+  // depend on how the batch is split.
+  std::uint64_t stream_base = 0;
 
   void validate() const;
 };

@@ -1,0 +1,28 @@
+// trainer/sft.h: the supervised objective (cold-start SFT, SFT+RL's SFT term,
+// distillation): mean negative log-likelihood of response tokens.
+#pragma once
+
+#include <span>
+
+#include "data/packing.h"
+#include "model/transformer.h"
+
+namespace crucible::trainer {
+
+struct SftAccumulation {
+  double loss_sum = 0;  // Σ -logp over response tokens (unweighted)
+  double tokens = 0;    // response tokens seen
+  double all_tokens = 0;
+};
+
+// Packs `examples` into rows of at most max_tokens and accumulates into the model's
+// gradient arena the gradient of weight * Σ_response (-logp) / norm_tokens, where
+// norm_tokens is the response-token count of the whole step (all micro-batches,
+// all ranks) so that micro-batching is exact.
+SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
+                               double norm_tokens, std::int64_t max_tokens, double weight = 1.0);
+
+// Response-token count of examples (the normalizer's local part).
+double response_tokens(std::span<const data::TokenizedExample> examples);
+
+}  // namespace crucible::trainer
