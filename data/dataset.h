@@ -11,9 +11,10 @@
 //
 // Order: epoch e visits a permutation of the whole dataset, Fisher-Yates over a
 // Philox stream keyed by (seed, e), so the order depends on nothing but (seed, e, N).
-// Rank r of W takes positions r, r+W, r+2W, ... of that permutation (strided), so
-// the ranks' shards are disjoint, cover the dataset, and differ in size by at most
-// one. A DataCursor (epoch, position within this rank's shard) is all a checkpoint
+// Rank r of W takes positions r, r+W, r+2W, ... of that permutation (strided, as
+// PyTorch's DistributedSampler does), so in every epoch the ranks' shares are
+// disjoint, cover the dataset, and differ in size by at most one; a rank's share
+// changes from epoch to epoch. A DataCursor (epoch, position within this rank's shard) is all a checkpoint
 // needs to resume the stream exactly.
 #pragma once
 
