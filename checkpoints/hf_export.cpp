@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/fp8_tensor.h"
 #include "core/numerics.h"
+#include "data/tokenizer.h"
 
 namespace crucible::checkpoints {
 
@@ -205,6 +206,28 @@ void ExportTokenizer::validate() const {
     CRUCIBLE_USER_CHECK(texts.insert(t.text).second, "export tokenizer: two special tokens are '", t.text, "'");
   }
   CRUCIBLE_USER_CHECK(model_max_length >= 0, "export tokenizer: model_max_length must be >= 0");
+}
+
+ExportTokenizer export_tokenizer_for(const data::Tokenizer& t, const std::string& source, std::string chat_template) {
+  ExportTokenizer e;
+  e.chat_template = std::move(chat_template);
+  e.bos_id = t.bos_id() ? *t.bos_id() : -1;
+  e.eos_id = t.eos_id() ? *t.eos_id() : -1;
+  if (t.name() == "byte") {
+    for (std::int64_t id = 256; id < t.vocab_size(); ++id) {
+      const auto i = static_cast<std::int32_t>(id);
+      e.specials.push_back({id, t.token_text(i), t.is_special(i)});
+    }
+    if (const auto pad = t.token_id("<｜pad｜>")) e.pad_id = *pad;
+    return e;
+  }
+  const fs::path p(source);
+  CRUCIBLE_USER_CHECK(!source.empty(), "export tokenizer: give the directory or tokenizer.json that the ", t.name(),
+                      " tokenizer was loaded from");
+  e.tokenizer_json_path = (fs::is_directory(p) ? p / "tokenizer.json" : p).string();
+  const fs::path cfg = fs::path(e.tokenizer_json_path).parent_path() / "tokenizer_config.json";
+  if (fs::exists(cfg)) e.tokenizer_config_path = cfg.string();
+  return e;
 }
 
 std::string gpt2_byte_to_unicode(std::uint8_t b) {

@@ -21,6 +21,10 @@
 #include "core/json.h"
 #include "model/weights.h"
 
+namespace crucible::data {
+class Tokenizer;
+}
+
 namespace crucible::checkpoints {
 
 struct ExportSpecialToken {
@@ -53,6 +57,13 @@ struct ExportTokenizer {
   // Throws naming the first bad field (duplicate ids/texts, ids < 256, missing files).
   void validate() const;
 };
+
+// The ExportTokenizer of a loaded data::Tokenizer. ByteTokenizer: the byte-level
+// description (ids >= 256 with their texts, bos/eos, pad "<｜pad｜>" when present).
+// Any other (BpeTokenizer): `source` is the directory or tokenizer.json it was loaded
+// from; its tokenizer.json (and tokenizer_config.json beside it) are copied.
+// chat_template: Jinja, e.g. data::chat_template_source(ChatFormat::R1, {.think_prefill = true}).
+ExportTokenizer export_tokenizer_for(const data::Tokenizer& t, const std::string& source, std::string chat_template);
 
 // GPT-2's bytes_to_unicode: the UTF-8 text of the printable code point standing for
 // byte b in byte-level BPE vocabularies ("Ġ" for ' ', "Ċ" for '\n', "!" for '!').

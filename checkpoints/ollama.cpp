@@ -30,8 +30,12 @@ std::string number(double v) {
 
 std::vector<std::string> stops(const OllamaOptions& o) {
   if (!o.stop.empty()) return o.stop;
-  if (o.format == OllamaChatFormat::ChatML) return {"<|im_end|>", "<|endoftext|>"};
-  return {o.eos_token, o.user_token};
+  switch (o.format) {
+    case data::ChatFormat::R1: return {o.eos_token, o.user_token};
+    case data::ChatFormat::ChatML: return {"<|im_end|>", "<|endoftext|>"};
+    case data::ChatFormat::Llama3: return {"<|eot_id|>", "<|end_of_text|>"};
+  }
+  return {};
 }
 
 // A PARAMETER value in double quotes (Ollama's parser unescapes \" and \\).
@@ -52,12 +56,12 @@ void OllamaOptions::validate() const {
   CRUCIBLE_USER_CHECK(temperature >= 0, "Ollama Modelfile: temperature must be >= 0, got ", temperature);
   CRUCIBLE_USER_CHECK(top_p > 0 && top_p <= 1, "Ollama Modelfile: top_p must be in (0, 1], got ", top_p);
   CRUCIBLE_USER_CHECK(num_ctx >= 0, "Ollama Modelfile: num_ctx must be >= 0");
-  for (const std::string* t : {&user_token, &assistant_token, &eos_token, &system})
+  for (const std::string* t : {&bos_token, &user_token, &assistant_token, &eos_token, &system})
     CRUCIBLE_USER_CHECK(t->find("\"\"\"") == std::string::npos && t->find("{{") == std::string::npos,
                         "Ollama Modelfile: '", *t, "' cannot hold \"\"\" or {{");
   for (const std::string& s : stop)
     CRUCIBLE_USER_CHECK(!s.empty() && s.find('\n') == std::string::npos, "Ollama Modelfile: empty or multi-line stop");
-  if (format == OllamaChatFormat::DeepseekR1)
+  if (format == data::ChatFormat::R1)
     CRUCIBLE_USER_CHECK(!user_token.empty() && !assistant_token.empty() && !eos_token.empty(),
                         "Ollama Modelfile: the R1 format needs user, assistant and eos token texts");
 }
@@ -65,28 +69,35 @@ void OllamaOptions::validate() const {
 std::string ollama_template(const OllamaOptions& o) {
   o.validate();
   std::string t;
-  if (o.format == OllamaChatFormat::DeepseekR1) {
-    t += "{{- if .System }}{{ .System }}{{ end }}\n";
-    t += "{{- range $i, $_ := .Messages }}\n";
-    t += "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n";
-    t += "{{- if eq .Role \"user\" }}" + o.user_token + "{{ .Content }}\n";
-    t += "{{- else if eq .Role \"assistant\" }}" + o.assistant_token + "{{ .Content }}";
-    t += "{{ if not $last }}" + o.eos_token + "{{ end }}\n";
-    t += "{{- end }}\n";
-    t += "{{- if and $last (ne .Role \"assistant\") }}" + o.assistant_token + (o.think_prefix ? "<think>\n" : "") +
-         "{{ end }}\n";
-    t += "{{- end }}";
-  } else {
-    t += "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}\n";
-    t += "{{- range $i, $_ := .Messages }}\n";
-    t += "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n";
-    t += "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n";
-    t += "{{ else if eq .Role \"assistant\" }}<|im_start|>assistant\n{{ .Content }}";
-    t += "{{ if not $last }}<|im_end|>\n{{ end }}\n";
-    t += "{{- end }}\n";
-    t += "{{- if and $last (ne .Role \"assistant\") }}<|im_start|>assistant\n{{ end }}\n";
-    t += "{{- end }}";
+  // Ollama's own templates' idiom: range over .Messages, $last marks the final one.
+  const std::string range = "{{- range $i, $_ := .Messages }}\n{{- $last := eq (len (slice $.Messages $i)) 1 }}\n";
+  switch (o.format) {
+    case data::ChatFormat::R1:
+      t += o.bos_token + "{{- if .System }}{{ .System }}{{ end }}\n" + range;
+      t += "{{- if eq .Role \"user\" }}" + o.user_token + "{{ .Content }}\n";
+      t += "{{- else if eq .Role \"assistant\" }}" + o.assistant_token + "{{ .Content }}";
+      t += "{{ if not $last }}" + o.eos_token + "{{ end }}\n";
+      t += "{{- end }}\n";
+      t += "{{- if and $last (ne .Role \"assistant\") }}" + o.assistant_token + (o.think_prefix ? "<think>\n" : "") +
+           "{{ end }}\n";
+      break;
+    case data::ChatFormat::ChatML:
+      t += "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}\n" + range;
+      t += "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n";
+      t += "{{ else if eq .Role \"assistant\" }}<|im_start|>assistant\n{{ .Content }}";
+      t += "{{ if not $last }}<|im_end|>\n{{ end }}\n";
+      t += "{{- end }}\n";
+      t += "{{- if and $last (ne .Role \"assistant\") }}<|im_start|>assistant\n{{ end }}\n";
+      break;
+    case data::ChatFormat::Llama3:
+      t += o.bos_token + "{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}\n";
+      t += range;
+      t += "{{- if or (eq .Role \"user\") (eq .Role \"assistant\") }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n";
+      t += "{{ .Content }}{{ if or (not $last) (ne .Role \"assistant\") }}<|eot_id|>{{ end }}{{ end }}\n";
+      t += "{{- if and $last (ne .Role \"assistant\") }}<|start_header_id|>assistant<|end_header_id|>\n\n{{ end }}\n";
+      break;
   }
+  t += "{{- end }}";
   return t;
 }
 

@@ -12,21 +12,24 @@
 #include <string>
 #include <vector>
 
-namespace crucible::checkpoints {
+#include "data/chat_template.h"
 
-enum class OllamaChatFormat : std::uint8_t {
-  DeepseekR1,  // "<｜User｜>{prompt}<｜Assistant｜>" (+ "<think>\n" when think_prefix)
-  ChatML,      // "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-};
+namespace crucible::checkpoints {
 
 struct OllamaOptions {
   std::string gguf_file = "model.gguf";  // FROM ./<gguf_file>
-  OllamaChatFormat format = OllamaChatFormat::DeepseekR1;
-  // DeepseekR1 token texts (the defaults are DeepSeek-R1's).
+  // R1:     [bos]{system}<｜User｜>{u}<｜Assistant｜>{a}<｜end▁of▁sentence｜>...<｜Assistant｜>[<think>\n]
+  // ChatML: <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
+  // Llama3: [bos]<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|> ...
+  data::ChatFormat format = data::ChatFormat::R1;
+  // Text rendered first (R1, Llama3): the BOS token's text when the GGUF does not add BOS
+  // itself (tokenizer.ggml.add_bos_token false, as for the byte tokenizer); "" when it does.
+  std::string bos_token = "<｜begin▁of▁sentence｜>";
+  // R1 token texts (the defaults are DeepSeek-R1's; the demo byte tokenizer uses them too).
   std::string user_token = "<｜User｜>";
   std::string assistant_token = "<｜Assistant｜>";
   std::string eos_token = "<｜end▁of▁sentence｜>";
-  bool think_prefix = false;  // end the prompt with "<think>\n" (the updated R1 template)
+  bool think_prefix = true;  // R1: end the prompt with "<think>\n" (DeepSeek-R1's updated template)
   std::vector<std::string> stop;  // PARAMETER stop; empty: the format's end tokens
   double temperature = 0.6;
   double top_p = 0.95;

@@ -617,7 +617,9 @@ class Compiler {
         std::vector<std::uint32_t> jumps;
         for (std::size_t i = 0; i < n.kids.size(); ++i) {
           if (i + 1 < n.kids.size()) {
-            const std::uint32_t split = push({Op::Split});
+            Inst in{Op::Split};
+            in.arg = make_guard(n.kids[i]);
+            const std::uint32_t split = push(in);
             p_.code[split].x = here();
             emit(n.kids[i]);
             jumps.push_back(push({Op::Jmp}));
@@ -644,6 +646,22 @@ class Compiler {
         return;
       }
     }
+  }
+
+  // A guard for an alternative that cannot match empty: the classes that can start it.
+  std::uint32_t make_guard(const Node& n) {
+    std::vector<std::uint32_t> first;
+    if (first_classes(n, first)) return kNoGuard;
+    Guard g;
+    std::sort(first.begin(), first.end());
+    first.erase(std::unique(first.begin(), first.end()), first.end());
+    for (std::uint32_t c : first) {
+      g.ascii[0] |= p_.classes[c].ascii[0];
+      g.ascii[1] |= p_.classes[c].ascii[1];
+    }
+    g.classes = std::move(first);
+    p_.guards.push_back(std::move(g));
+    return static_cast<std::uint32_t>(p_.guards.size() - 1);
   }
 
   void emit_repeat(const Node& n) {

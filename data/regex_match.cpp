@@ -19,7 +19,7 @@ namespace crucible::data {
 namespace regex_detail {
 namespace {
 
-enum FrameKind : std::uint32_t { kBarrier, kAlt, kGreedyBack, kLazyMore };
+enum FrameKind : std::uint32_t { kAlt, kGreedyBack, kLazyMore };
 
 // Budget: Oniguruma's default retry limit is 10^7 per match; ours counts instructions
 // over one search and grows with the text so long inputs are never cut short.
@@ -33,12 +33,13 @@ class Matcher {
         s_(reinterpret_cast<const unsigned char*>(text.data())),
         n_(text.size()),
         stack_(stack),
-        budget_(kBaseSteps + kStepsPerByte * text.size()) {}
+        budget_(kBaseSteps + kStepsPerByte * text.size()) {
+    if (stack_.size() < 64) stack_.resize(64);
+  }
 
   // Runs the (sub-)program at pc from byte pos; on a match sets end and returns true.
   bool run(std::uint32_t pc, std::size_t pos, std::size_t& end) {
-    const std::size_t base = stack_.size();
-    stack_.push_back({0, kBarrier, 0, 0});
+    const std::size_t base = sp_;  // this run's choice points live above base
     for (;;) {
       if (++steps_ > budget_) over_budget();
       const Inst& in = p_.code[pc];
@@ -68,20 +69,24 @@ class Matcher {
           steps_ += count / 16;
           ok = count >= in.min;
           if (ok) {
-            if (in.mode == RepeatMode::Greedy && count > in.min) stack_.push_back({pc, kGreedyBack, pos, count});
-            if (in.mode == RepeatMode::Lazy && count < in.max) stack_.push_back({pc, kLazyMore, pos, count});
+            if (in.mode == RepeatMode::Greedy && count > in.min) push({pc, kGreedyBack, pos, count});
+            if (in.mode == RepeatMode::Lazy && count < in.max) push({pc, kLazyMore, pos, count});
             ++pc;
           }
           break;
         }
         case Op::Split:
-          stack_.push_back({in.y, kAlt, pos, 0});
+          if (in.arg != kNoGuard && !can_start(p_.guards[in.arg], pos)) {
+            pc = in.y;  // the first branch cannot match here: no choice point needed
+            break;
+          }
+          push({in.y, kAlt, pos, 0});
           pc = in.x;
           break;
         case Op::Jmp: pc = in.x; break;
         case Op::Match:
           end = pos;
-          stack_.resize(base);  // drop this run's choice points: nobody backtracks into it
+          sp_ = base;  // drop this run's choice points: nobody backtracks into it
           return true;
         case Op::Look: {
           std::size_t e;
@@ -103,7 +108,7 @@ class Matcher {
           if (ok) ++pc;
           break;
       }
-      if (!ok && !backtrack(pc, pos)) return false;
+      if (!ok && !backtrack(base, pc, pos)) return false;
     }
   }
 
@@ -116,14 +121,29 @@ class Matcher {
     return unicode::utf8_decode(s_ + pos, cp);
   }
 
-  // Pops choice points until one gives a new (pc, pos); false at this run's barrier.
-  bool backtrack(std::uint32_t& pc, std::size_t& pos) {
+  bool can_start(const Guard& g, std::size_t pos) const {
+    if (pos >= n_) return false;
+    const unsigned char b = s_[pos];
+    if (b < 0x80) return (g.ascii[b >> 6] >> (b & 63)) & 1u;
+    char32_t cp;
+    unicode::utf8_decode(s_ + pos, cp);
+    for (std::uint32_t c : g.classes)
+      if (p_.classes[c].contains(cp)) return true;
+    return false;
+  }
+
+  void push(const RegexFrame& f) {
+    if (sp_ == stack_.size()) stack_.resize(2 * stack_.size());
+    stack_[sp_++] = f;
+  }
+
+  // Pops choice points until one gives a new (pc, pos); false when none is left above base.
+  bool backtrack(std::size_t base, std::uint32_t& pc, std::size_t& pos) {
     for (;;) {
+      if (sp_ == base) return false;
       if (++steps_ > budget_) over_budget();
-      const RegexFrame f = stack_.back();
-      stack_.pop_back();
+      const RegexFrame f = stack_[--sp_];
       switch (f.kind) {
-        case kBarrier: return false;
         case kAlt:
           pc = f.pc;
           pos = f.pos;
@@ -131,7 +151,7 @@ class Matcher {
         case kGreedyBack: {  // give back one code point
           std::size_t p = f.pos - 1;
           while ((s_[p] & 0xC0) == 0x80) --p;
-          if (f.aux - 1 > p_.code[f.pc].min) stack_.push_back({f.pc, kGreedyBack, p, f.aux - 1});
+          if (f.aux - 1 > p_.code[f.pc].min) push({f.pc, kGreedyBack, p, f.aux - 1});
           pc = f.pc + 1;
           pos = p;
           return true;
@@ -142,7 +162,7 @@ class Matcher {
           const int len = decode(f.pos, cp);
           if (!p_.classes[p_.code[f.pc].arg].contains(cp)) break;
           const std::size_t p = f.pos + static_cast<std::size_t>(len);
-          if (f.aux + 1 < p_.code[f.pc].max) stack_.push_back({f.pc, kLazyMore, p, f.aux + 1});
+          if (f.aux + 1 < p_.code[f.pc].max) push({f.pc, kLazyMore, p, f.aux + 1});
           pc = f.pc + 1;
           pos = p;
           return true;
@@ -177,7 +197,8 @@ class Matcher {
   const Program& p_;
   const unsigned char* s_;
   std::size_t n_;
-  std::vector<RegexFrame>& stack_;
+  std::vector<RegexFrame>& stack_;  // [0, sp_) in use; grows by doubling
+  std::size_t sp_ = 0;
   std::uint64_t steps_ = 0, budget_;
 };
 

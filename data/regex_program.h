@@ -68,7 +68,8 @@ struct CharClass {
 enum class Op : std::uint8_t {
   Class,        // one code point in classes[arg]
   ClassRepeat,  // min..max code points in classes[arg]; mode greedy / lazy / possessive
-  Split,        // try x first, then y
+  Split,        // try x first, then y; with a guard (arg != kNoGuard) x is tried only when the
+                // code point at the position can start it
   Jmp,          // go to x
   Look,         // lookahead: run the sub-program at x; succeed when it matches != negate
   Atomic,       // run the sub-program at x; continue at its first match, never back into it
@@ -88,11 +89,19 @@ struct Inst {
   std::uint32_t min = 0, max = 0;  // ClassRepeat; max = kUnbounded for * and +
 };
 constexpr std::uint32_t kUnbounded = 0xFFFFFFFFu;
+constexpr std::uint32_t kNoGuard = 0xFFFFFFFFu;
+
+// The code points that can start a branch: a union of classes, ASCII part precomputed.
+struct Guard {
+  std::uint64_t ascii[2] = {0, 0};
+  std::vector<std::uint32_t> classes;
+};
 
 struct Program {
   std::string pattern;
   std::vector<CharClass> classes;
   std::vector<Inst> code;  // main program starts at 0
+  std::vector<Guard> guards;
   // Code points that can start a match (union of classes); empty with `anchored_any`
   // = true when a match can start anywhere (the pattern can match the empty string).
   std::vector<std::uint32_t> first_classes;

@@ -310,7 +310,7 @@ void load_decoder(const Reader& r, const json::Value& root) {
 void build_id_tables(Model& m) {
   std::int64_t n = static_cast<std::int64_t>(m.vocab_tokens.size());
   for (const AddedToken& t : m.added) n = std::max<std::int64_t>(n, t.id + 1);
-  m.vocab_tokens.resize(static_cast<std::size_t>(n));
+  // vocab_tokens keeps its size: vocab_map holds views of its strings.
   m.id_bytes.assign(static_cast<std::size_t>(n), std::string());
   m.id_kind.assign(static_cast<std::size_t>(n), IdKind::None);
   m.id_added.assign(static_cast<std::size_t>(n), -1);

@@ -147,7 +147,7 @@ struct Model {
   std::string source;  // the tokenizer.json path, for messages and name()
 
   // Ids: the model vocabulary and the added tokens share one id space.
-  std::vector<std::string> vocab_tokens;  // vocabulary string per id ("" when none)
+  std::vector<std::string> vocab_tokens;  // vocabulary string per id ("" when none; may be shorter than the id space)
   std::vector<std::string> id_bytes;      // what decode() emits per id (ByteLevel decoder)
   std::vector<IdKind> id_kind;
   std::vector<std::int32_t> id_added;     // index into `added`, or -1

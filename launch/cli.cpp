@@ -33,6 +33,7 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"run", "run the R1 pipeline a config describes (default: the embedded demo)", cmd_run},
     {"inspect", "print a model's sizes and per-layer shapes (TOML preset or HF config)", cmd_inspect},
     {"config", "validate a run config and print it back resolved, as TOML", cmd_config},
     {"import", "convert a Hugging Face model directory into a crucible checkpoint", cmd_import},

@@ -20,8 +20,9 @@ Three subcommands:
            (input -> tokenizers' NFC output).
 
   bench    the Python peer of bench/tokenizer_encode.cpp: encodes a file with `tokenizers`
-           (one encode() call per pass, single thread) and prints one JSON line
-           {"mb_per_s": best pass, "tokens": n, "ids_fnv1a": hash of the ids}.
+           on one thread, as one encode() call and as one call per paragraph (split on a
+           blank line), best of --passes, and prints one JSON line {"mb_per_s_document",
+           "mb_per_s_paragraphs", "tokens", "ids_fnv1a": FNV-1a of the document's ids}.
 
 Usage (from the repository root):
     python3 tools/make_tokenizer_goldens.py tables  [--out data/tokenizer_unicode_tables.cpp]
@@ -276,7 +277,7 @@ def random_cases(count, seed):
     out = []
     for _ in range(count):
         pieces = []
-        for _ in range(rng.randint(3, 30)):
+        for _ in range(rng.randint(3, 24)):
             pool = POOLS[rng.choice(names)]
             n = rng.choice([1, 1, 1, 2, 3, 4, 7, 12])
             pieces.append("".join(rng.choice(pool) for _ in range(n)))
@@ -311,17 +312,88 @@ def nfc_cases():
         for _ in range(rng.randint(1, 6)):
             s += rng.choice(starters) + "".join(rng.choice(marks) for _ in range(rng.randint(0, 4)))
         cases.append(s)
-    # every canonical decomposition, decomposed, and every character with one
+    # every character with a canonical decomposition, with its NFD form, 24 to a case
+    chars = []
     for c in all_code_points():
         d = unicodedata.decomposition(chr(c))
         if d and not d.startswith("<"):
-            cases.append(chr(c) + unicodedata.normalize("NFD", chr(c)))
+            chars.append(chr(c) + unicodedata.normalize("NFD", chr(c)))
+    cases += ["".join(chars[i:i + 24]) for i in range(0, len(chars), 24)]
     return cases
+
+
+def synthetic_tokenizers(corpus):
+    """A tiny BPE trained on the corpus, and variants that use the tokenizer.json features the
+    three real files leave out. Returns (base document, {name: top-level overrides}, cases)."""
+    from tokenizers import decoders, models, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=420, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    base = json.loads(tok.to_str())
+    vocab = base["model"]["vocab"]
+    n = len(vocab)
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    # unk: two byte tokens that no merge uses leave the vocabulary, "<unk>" joins.
+    merged_chars = set("".join("".join(m if isinstance(m, list) else m.split(" ")) for m in base["model"]["merges"]))
+    gone = [c for c in "~`|^@$%&" if c not in merged_chars][:2]
+    assert len(gone) == 2, "every candidate byte appears in a merge"
+    unk_vocab = {t: i for t, i in vocab.items() if t not in gone}
+    unk_vocab = {t: i for i, t in enumerate(sorted(unk_vocab, key=lambda t: unk_vocab[t]))}
+    unk_vocab["<unk>"] = len(unk_vocab)
+    added = [
+        {"id": n, "content": "<mask>", "single_word": True, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
+        {"id": n + 1, "content": "e\u0301x", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+        {"id": n + 2, "content": "[SEP]", "single_word": False, "lstrip": False, "rstrip": True, "normalized": False, "special": True},
+        {"id": n + 3, "content": "<s>", "single_word": False, "lstrip": True, "rstrip": False, "normalized": False, "special": True},
+        {"id": n + 4, "content": "ab", "single_word": True, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
+        {"id": n + 5, "content": "abc", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
+    ]
+    variants = {
+        "gpt2_prefix_space": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                                                "use_regex": True}},
+        "split_behaviors": {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"\d"}, "behavior": "MergedWithPrevious", "invert": False},
+            {"type": "Split", "pattern": {"String": "--"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[aeiou]"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"Regex": r"\s"}, "behavior": "Contiguous", "invert": True},
+            {"type": "Split", "pattern": {"Regex": "x+"}, "behavior": "Isolated", "invert": True},
+            {"type": "Split", "pattern": {"Regex": "q*"}, "behavior": "Isolated", "invert": False},
+            byte_level]}},
+        "added_flags": {"normalizer": {"type": "NFC"}, "added_tokens": added,
+                        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                            {"type": "Split", "pattern": {"Regex": r"\s+|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"},
+                             "behavior": "Isolated", "invert": False}, byte_level]},
+                        "model": {"ignore_merges": True}},
+        "unk_fuse": {"model": {"vocab": unk_vocab, "unk_token": "<unk>", "fuse_unk": True}},
+        "unk_nofuse": {"model": {"vocab": unk_vocab, "unk_token": "<unk>", "fuse_unk": False}},
+        "merge_pairs": {"model": {"merges": [m.split(" ") if isinstance(m, str) else m for m in base["model"]["merges"]]}},
+    }
+    cases = [
+        "Hello world, the answer is 42. The quick brown fox!",
+        "  leading and trailing  ", "tabs\tand\nnewlines\r\n", "x", "xxx yxxz", "qqq aqb q",
+        "a--b---c -- d", "123abc45 6 7", "aeiou bcd eat", "sea of seas", "naïve café e\u0301x éx",
+        "<mask> my <mask>, a<mask> <mask>b x <mask>\t", "one[SEP]  two[SEP]\nthree", "x  <s>y <s>",
+        "ab abc abcd xab ab. (ab) ab_", "~~ a~b ``~ ` || ^^|^ @$%& x@@y", "日本語 😀 ok", "",
+    ] + CASES[:12]
+    return base, variants, cases
+
+
+def deep_update(doc, over):
+    out = json.loads(json.dumps(doc))
+    for k, v in over.items():
+        if k == "model":
+            out["model"].update(v)
+        else:
+            out[k] = v
+    return out
 
 
 def write_goldens(tok_dir, out_path):
     toks = {m: Tokenizer.from_file(os.path.join(tok_dir, m, "tokenizer.json")) for m in MODELS}
-    corpus = CASES + special_cases(toks) + random_cases(160, seed=1234)
+    corpus = CASES + special_cases(toks) + random_cases(100, seed=1234)
     expected = {}
     for m, tok in toks.items():
         ids = [tok.encode(t, add_special_tokens=False).ids for t in corpus]
@@ -339,6 +411,16 @@ def write_goldens(tok_dir, out_path):
         seqs = [some, specials + some + specials[:1], some[:-1], some[1:2], [tok.get_vocab_size() + 5] + some]
         decode[m] = [{"ids": s, "text": tok.decode(s, skip_special_tokens=False),
                       "text_skip_special": tok.decode(s, skip_special_tokens=True)} for s in seqs]
+    base, variants, syn_cases = synthetic_tokenizers(CASES)
+    synthetic = {"base": base, "cases": syn_cases, "variants": {}}
+    for name, over in variants.items():
+        tok = Tokenizer.from_str(json.dumps(deep_update(base, over)))
+        synthetic["variants"][name] = {
+            "overrides": over,
+            "ids": [tok.encode(t, add_special_tokens=False).ids for t in syn_cases],
+            "decoded": [tok.decode(tok.encode(t, add_special_tokens=False).ids, skip_special_tokens=False)
+                        for t in syn_cases],
+        }
     nfc = normalizers.NFC()
     nfc_in = nfc_cases()
     golden = {
@@ -348,7 +430,11 @@ def write_goldens(tok_dir, out_path):
         "corpus": corpus,
         "expected_ids": expected,
         "decode": decode,
+        "notes": "expected_ids[model][i] = tokenizers' ids of corpus[i]; nfc: [input, NFC output]; "
+                 "synthetic: a tiny trained BPE (base) and variants (top-level overrides; model keys merged) "
+                 "with ids and decoded text per case",
         "nfc": [[s, nfc.normalize_str(s)] for s in nfc_in],
+        "synthetic": synthetic,
     }
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as f:
@@ -367,18 +453,23 @@ def run_bench(tok_dir, text_path, passes):
     with open(text_path, "rb") as f:
         text = f.read().decode("utf-8")
     mb = len(text.encode("utf-8")) / 1e6
-    best = 0.0
+    paragraphs = text.split("\n\n")  # the C++ side cuts the same way
+    best_doc = best_par = 0.0
     ids = []
     for _ in range(passes):
         t0 = time.perf_counter()
         ids = tok.encode(text, add_special_tokens=False).ids
-        best = max(best, mb / (time.perf_counter() - t0))
+        best_doc = max(best_doc, mb / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for p in paragraphs:
+            tok.encode(p, add_special_tokens=False)
+        best_par = max(best_par, mb / (time.perf_counter() - t0))
     h = 0xcbf29ce484222325
     for i in ids:  # FNV-1a over the ids as little-endian int32, as the C++ side hashes them
         for b in int(i).to_bytes(4, "little"):
             h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    print(json.dumps({"mb_per_s": best, "tokens": len(ids), "ids_fnv1a": f"{h:016x}",
-                      "tokenizers": tokenizers.__version__}))
+    print(json.dumps({"mb_per_s_document": best_doc, "mb_per_s_paragraphs": best_par, "tokens": len(ids),
+                      "ids_fnv1a": f"{h:016x}", "tokenizers": tokenizers.__version__}))
 
 
 def main():

@@ -16,6 +16,8 @@
 #include "core/fp8_tensor.h"
 #include "core/numerics.h"
 #include "core/rng.h"
+#include "data/byte_tokenizer.h"
+#include "data/chat_template.h"
 #include "launch/model_config_fields.h"
 #include "tests/catch.h"
 
@@ -27,30 +29,13 @@ namespace fs = std::filesystem;
 namespace export_fixtures {
 
 std::string r1_chat_template() {
-  return "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
-         "{{ bos_token }}{% for message in messages %}"
-         "{% if message['role'] == 'system' %}{{ message['content'] }}"
-         "{% elif message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}"
-         "{% elif message['role'] == 'assistant' %}{% set content = message['content'] %}"
-         "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
-         "{{ '<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}"
-         "{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}";
+  data::ChatTemplateOptions o;
+  o.think_prefill = true;
+  return std::string(data::chat_template_source(data::ChatFormat::R1, o));
 }
 
-// The demo's ByteTokenizer as plain data (data/ ByteTokenizer's ids).
-ExportTokenizer r1_byte_tokenizer() {
-  ExportTokenizer t;
-  const char* names[] = {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>",
-                         "<think>", "</think>", "<｜pad｜>"};
-  std::int64_t id = 256;
-  for (const char* n : names) t.specials.push_back({id++, n, true});
-  for (int r = 0; r < 9; ++r) t.specials.push_back({id++, "<｜reserved_" + std::to_string(r) + "｜>", true});
-  t.bos_id = 256;
-  t.eos_id = 257;
-  t.pad_id = 262;
-  t.chat_template = r1_chat_template();
-  return t;
-}
+// The demo's ByteTokenizer through the adapter the export command uses.
+ExportTokenizer r1_byte_tokenizer() { return export_tokenizer_for(data::ByteTokenizer{}, "", r1_chat_template()); }
 
 ModelConfig preset(const std::string& name) {
   return launch::load_model_config(std::string(CRUCIBLE_SOURCE_DIR) + "/configs/models/" + name + ".toml");
@@ -343,6 +328,32 @@ TEST_CASE("HF tokenizer files are copied; GGUF vocab, merges and pre come from t
   fs::remove_all(out);
 }
 
+TEST_CASE("the ByteTokenizer adapter gives the demo specials", "[export]") {
+  const ExportTokenizer t = r1_byte_tokenizer();
+  REQUIRE(t.byte_level());
+  REQUIRE(t.specials.size() == 16);
+  CHECK(t.specials[0].id == 256);
+  CHECK(t.specials[0].text == "<｜begin▁of▁sentence｜>");
+  CHECK(t.specials[4].text == "<think>");
+  CHECK(t.specials[15].text == "<｜reserved_8｜>");
+  CHECK(t.bos_id == 256);
+  CHECK(t.eos_id == 257);
+  CHECK(t.pad_id == 262);
+  // A BPE tokenizer is exported from its files.
+  const fs::path dir = fresh_dir("adapter");
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << json::dump(byte_level_tokenizer_json(t));
+  const auto bpe = data::load_tokenizer(dir.string());
+  // data/'s BPE reading the synthesized tokenizer.json tokenizes like the ByteTokenizer.
+  const std::string text = "Héllo <think>x</think>\r\n 12 🙂<｜end▁of▁sentence｜>";
+  CHECK(bpe->encode(text) == data::ByteTokenizer{}.encode(text));
+  const ExportTokenizer e = export_tokenizer_for(*bpe, dir.string(), "tmpl");
+  CHECK(e.tokenizer_json_path == (dir / "tokenizer.json").string());
+  CHECK(e.tokenizer_config_path.empty());
+  CHECK(e.chat_template == "tmpl");
+  fs::remove_all(dir);
+}
+
 TEST_CASE("gpt2 bytes_to_unicode", "[export]") {
   CHECK(gpt2_byte_to_unicode('!') == "!");
   CHECK(gpt2_byte_to_unicode(' ') == "Ġ");   // U+0120
@@ -359,19 +370,26 @@ TEST_CASE("Ollama Modelfile: FROM, R1 template, stops, sampling", "[export][olla
   OllamaOptions o;
   const std::string m = ollama_modelfile(o);
   CHECK(m.find("FROM ./model.gguf\n") != std::string::npos);
-  CHECK(m.find("TEMPLATE \"\"\"") != std::string::npos);
+  CHECK(m.find("TEMPLATE \"\"\"<｜begin▁of▁sentence｜>{{- if .System }}") != std::string::npos);
   CHECK(m.find("<｜User｜>{{ .Content }}") != std::string::npos);
   CHECK(m.find("<｜Assistant｜>{{ .Content }}{{ if not $last }}<｜end▁of▁sentence｜>{{ end }}") != std::string::npos);
-  CHECK(m.find("{{- if and $last (ne .Role \"assistant\") }}<｜Assistant｜>{{ end }}") != std::string::npos);
+  CHECK(m.find("{{- if and $last (ne .Role \"assistant\") }}<｜Assistant｜><think>\n{{ end }}") != std::string::npos);
   CHECK(m.find("PARAMETER stop \"<｜end▁of▁sentence｜>\"\n") != std::string::npos);
   CHECK(m.find("PARAMETER stop \"<｜User｜>\"\n") != std::string::npos);
   CHECK(m.find("PARAMETER temperature 0.6\n") != std::string::npos);
   CHECK(m.find("PARAMETER top_p 0.95\n") != std::string::npos);
-  o.format = OllamaChatFormat::ChatML;
+  o.format = data::ChatFormat::ChatML;
   o.stop = {"<|im_end|>"};
   const std::string chatml = ollama_modelfile(o);
   CHECK(chatml.find("<|im_start|>user\n{{ .Content }}<|im_end|>\n") != std::string::npos);
   CHECK(chatml.find("PARAMETER stop \"<|im_end|>\"") != std::string::npos);
+  CHECK(chatml.find("begin▁of▁sentence") == std::string::npos);
+  o.format = data::ChatFormat::Llama3;
+  o.bos_token = "";
+  o.stop = {};
+  const std::string llama3 = ollama_modelfile(o);
+  CHECK(llama3.find("<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n") != std::string::npos);
+  CHECK(llama3.find("PARAMETER stop \"<|eot_id|>\"") != std::string::npos);
   o.system = "bad \"\"\" text";
   CHECK_THROWS_WITH(ollama_modelfile(o), Catch::Contains("cannot hold"));
   const fs::path dir = fresh_dir("ollama");

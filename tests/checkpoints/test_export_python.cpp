@@ -15,6 +15,7 @@
 #include "checkpoints/gguf_reader.h"
 #include "checkpoints/hf_export.h"
 #include "core/rng.h"
+#include "data/chat_template.h"
 #include "kernels/logprob_head.h"
 #include "model/transformer.h"
 #include "tests/catch.h"
@@ -192,8 +193,9 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
       export_gguf(*w, r1_byte_tokenizer(), go, ggufs.back());
     }
     std::ofstream(dir / "text.txt", std::ios::binary) << text;
-    std::ofstream(dir / "chat.json") << R"([{"role": "user", "content": "1+1?"},
+    const std::string chat_json = R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "1+1?"},
       {"role": "assistant", "content": "<think>\nadd</think>2"}, {"role": "user", "content": "2+2?"}])";
+    std::ofstream(dir / "chat.json") << chat_json;
 
     std::vector<std::int32_t> tokens = {256, 258};
     for (unsigned char ch : std::string("What is 12*7? Café ∑ 🙂")) tokens.push_back(ch);
@@ -241,8 +243,12 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
     CHECK(ints(tk.at("tokenizers")) == text_ids);
     CHECK(tk.at("tokenizers_decoded").as_string() == text);
     for (const std::string& g : ggufs) CHECK(ints(tk.at("llama_cpp").at(g)) == text_ids);
-    const std::string want_chat = "<｜begin▁of▁sentence｜><｜User｜>1+1?<｜Assistant｜>2<｜end▁of▁sentence｜>"
-                                  "<｜User｜>2+2?<｜Assistant｜><think>\n";
+    data::ChatTemplateOptions co;
+    co.think_prefill = true;
+    const auto msgs = data::chat_messages_from_json(json::parse(chat_json), "chat.json");
+    const std::string want_chat = data::render_chat(data::ChatFormat::R1, msgs, co);
+    CHECK(want_chat == "<｜begin▁of▁sentence｜>Be brief.<｜User｜>1+1?<｜Assistant｜>2<｜end▁of▁sentence｜>"
+                       "<｜User｜>2+2?<｜Assistant｜><think>\n");
     CHECK(r.at("chat").at("transformers").as_string() == want_chat);
     for (const std::string& g : ggufs) CHECK(r.at("chat").at("llama_cpp").at(g).as_string() == want_chat);
     fs::remove_all(dir);

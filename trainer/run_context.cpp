@@ -1,0 +1,157 @@
+// trainer/run_context.cpp: slots, run directory, report, stage checkpoints.
+#include "trainer/run_context.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoints/model_file.h"
+#include "core/log.h"
+
+namespace crucible::trainer {
+
+namespace fs = std::filesystem;
+
+json::Value eval_json(const EvalResult& r) {
+  json::Value j = json::Value::object();
+  j.set("n", r.n);
+  j.set("accuracy", r.accuracy);
+  j.set("accuracy_se", r.accuracy_se);
+  j.set("format_rate", r.format_rate);
+  j.set("mean_length", r.mean_length);
+  if (r.k > 1) {
+    j.set("k", r.k);
+    j.set("pass_at_k", r.pass_at_k);
+  }
+  j.set("seconds", r.seconds);
+  return j;
+}
+
+RunContext::RunContext(const PipelineConfig& config, dist::Communicator& comm) : config_(config), comm_(comm) {
+  env_ = std::make_unique<TaskEnv>(config_.task);
+  if (root()) {
+    fs::create_directories(path("checkpoints"));
+    fs::create_directories(path("data"));
+    std::ofstream(path("config.toml")) << config_.resolved_toml;
+  }
+  const std::string report_path = path("report.json");
+  if (fs::exists(report_path)) report_ = json::parse_file(report_path);
+  if (!report_.find("stages")) report_.set("stages", json::Value::object());
+  ckpt_ = std::make_unique<checkpoints::CheckpointDir>(path("checkpoints"), config_.keep_last);
+  // A restarted run: the lines a killed run logged after its last checkpoint are
+  // dropped when the stage resumes (see resume()).
+}
+
+std::string RunContext::path(const std::string& relative) const { return (fs::path(config_.out_dir) / relative).string(); }
+
+const Scorer& RunContext::scorer(const std::string& spec) {
+  auto& s = scorers_[spec];
+  if (!s) s = std::make_unique<Scorer>(spec, config_.task.task);
+  return *s;
+}
+
+std::string RunContext::slot_path(const std::string& slot) const { return path("checkpoints/model-" + slot + ".h5"); }
+
+ModelWeights& RunContext::weights(const std::string& slot) {
+  auto& w = weights_[slot];
+  if (w) return *w;
+  const ModelSlot* spec = nullptr;
+  for (const auto& m : config_.models)
+    if (m.name == slot) spec = &m;
+  CRUCIBLE_USER_CHECK(spec, "stage uses model '", slot, "', which the run's [models] does not define");
+  if (fs::exists(slot_path(slot))) {
+    w = checkpoints::load_model(slot_path(slot), true);
+  } else if (!spec->init.empty()) {
+    w = checkpoints::load_model(spec->init, true);
+  } else {
+    w = std::make_unique<ModelWeights>(spec->config, Device::cpu(), true);
+    w->init_random(spec->seed);
+  }
+  return *w;
+}
+
+Transformer& RunContext::model(const std::string& slot) {
+  auto& m = models_[slot];
+  if (!m) m = std::make_unique<Transformer>(weights(slot));
+  return *m;
+}
+
+void RunContext::save_slot(const std::string& slot) {
+  if (root()) checkpoints::save_model(slot_path(slot), weights(slot));
+  comm_.barrier();
+}
+
+void RunContext::log_metrics(const json::Value& line) {
+  if (!root()) return;
+  std::ofstream out(path("metrics.jsonl"), std::ios::app);
+  out << json::dump(line) << '\n';
+}
+
+bool RunContext::stage_done(const std::string& stage) const {
+  const json::Value* s = report_.at("stages").find(stage);
+  return s && s->find("done") && s->at("done").as_bool();
+}
+
+void RunContext::finish_stage(const std::string& stage, json::Value summary) {
+  summary.set("done", true);
+  report_.as_object();  // (object by construction)
+  json::Value stages = report_.at("stages");
+  stages.set(stage, std::move(summary));
+  report_.set("stages", std::move(stages));
+  write_report();
+}
+
+void RunContext::write_report() {
+  if (!root()) return;
+  const std::string p = path("report.json"), tmp = p + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << json::dump(report_, 2) << '\n';
+  }
+  fs::rename(tmp, p);
+}
+
+std::pair<std::int64_t, json::Value> RunContext::resume(const std::string& stage, std::int64_t stage_index,
+                                                        ModelWeights& w, AdamW* opt) {
+  std::vector<std::string> skipped;
+  const auto latest = ckpt_->latest_good(stage, &skipped);
+  for (const auto& s : skipped) log_warn("skipping damaged checkpoint ", s);
+  if (!latest) return {0, json::Value::object()};
+  checkpoints::Moments mom;
+  if (opt) mom = {&opt->m(), &opt->v()};
+  const checkpoints::TrainState st = checkpoints::load_train_state(*latest, w, mom);
+  CRUCIBLE_USER_CHECK(st.stage_index == stage_index, *latest, ": checkpoint of stage index ", st.stage_index,
+                      ", expected ", stage_index, " (did the run config change?)");
+  json::Value resume = json::parse(st.resume_json, *latest + ":/resume");
+  if (opt && resume.find("adam_updates")) opt->set_updates(resume.at("adam_updates").as_int64());
+  log_info("resuming stage ", stage, " at step ", st.step, " from ", *latest);
+  // Drop metrics lines the killed run wrote after this checkpoint.
+  if (root() && fs::exists(path("metrics.jsonl"))) {
+    std::ifstream in(path("metrics.jsonl"));
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const json::Value j = json::parse(line, "metrics.jsonl");
+      const json::Value* s = j.find("stage");
+      const json::Value* k = j.find("step");
+      if (s && k && s->as_string() == stage && k->as_int64() > st.step) continue;
+      kept += line + "\n";
+    }
+    std::ofstream(path("metrics.jsonl"), std::ios::trunc) << kept;
+  }
+  return {st.step, resume};
+}
+
+void RunContext::checkpoint(const std::string& stage, std::int64_t stage_index, std::int64_t step,
+                            const ModelWeights& w, AdamW* opt, const json::Value& resume, bool force) {
+  const bool due = force || (config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0);
+  if (!due) return;
+  if (root()) {
+    json::Value r = resume;
+    if (opt) r.set("adam_updates", opt->updates());
+    checkpoints::Moments mom;
+    if (opt) mom = {&opt->m(), &opt->v()};
+    ckpt_->save(w, mom, checkpoints::TrainState{stage, stage_index, step, config_.resolved_toml, json::dump(r)});
+  }
+  comm_.barrier();
+}
+
+}  // namespace crucible::trainer

@@ -1,0 +1,67 @@
+// trainer/run_context.h: what the stages of one run share.
+//
+// The model slots (loaded lazily: from the slot's last stage output, its init
+// checkpoint, or a seeded random init), the task environment, reward scorers, the
+// run directory (metrics.jsonl, report.json, checkpoints/, export/, data/) and the
+// communicator. Only rank 0 writes files; every rank holds the same weights.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "checkpoints/train_state.h"
+#include "core/json.h"
+#include "trainer/pipeline.h"
+
+namespace crucible::trainer {
+
+class RunContext {
+ public:
+  RunContext(const PipelineConfig& config, dist::Communicator& comm);
+
+  const PipelineConfig& config() const { return config_; }
+  dist::Communicator& comm() { return comm_; }
+  bool root() const { return comm_.rank() == 0; }
+  const TaskEnv& env() const { return *env_; }
+  const Scorer& scorer(const std::string& spec);
+
+  // The slot's model (trainable: with a gradient arena).
+  Transformer& model(const std::string& slot);
+  ModelWeights& weights(const std::string& slot);
+  // Writes checkpoints/model-<slot>.h5 (the slot's output, read by later stages and on resume).
+  void save_slot(const std::string& slot);
+  std::string slot_path(const std::string& slot) const;
+
+  // Appends one JSON object to metrics.jsonl (rank 0).
+  void log_metrics(const json::Value& line);
+  // report.json: {"stages": {name: summary}, "order": [...]}.
+  bool stage_done(const std::string& stage) const;
+  void finish_stage(const std::string& stage, json::Value summary);
+  const json::Value& report() const { return report_; }
+
+  // Stage checkpoints: resume (returns steps done and the resume JSON; 0 and {} when
+  // there is none) and save every config.checkpoint_every steps.
+  std::pair<std::int64_t, json::Value> resume(const std::string& stage, std::int64_t stage_index,
+                                              ModelWeights& w, AdamW* opt);
+  void checkpoint(const std::string& stage, std::int64_t stage_index, std::int64_t step, const ModelWeights& w,
+                  AdamW* opt, const json::Value& resume, bool force = false);
+
+  std::string path(const std::string& relative) const;  // inside the run directory
+
+ private:
+  void write_report();
+
+  PipelineConfig config_;
+  dist::Communicator& comm_;
+  std::unique_ptr<TaskEnv> env_;
+  std::map<std::string, std::unique_ptr<Scorer>> scorers_;
+  std::map<std::string, std::unique_ptr<ModelWeights>> weights_;
+  std::map<std::string, std::unique_ptr<Transformer>> models_;
+  json::Value report_ = json::Value::object();
+  std::unique_ptr<checkpoints::CheckpointDir> ckpt_;
+};
+
+// Evaluation results as report JSON.
+json::Value eval_json(const EvalResult& r);
+
+}  // namespace crucible::trainer

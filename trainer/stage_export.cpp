@@ -1,0 +1,95 @@
+// trainer/stage_export.cpp: HF safetensors directories, GGUF files and Ollama
+// Modelfiles of the run's models (export/<slot>/...).
+#include <chrono>
+#include <filesystem>
+
+#include "checkpoints/gguf_export.h"
+#include "checkpoints/hf_export.h"
+#include "checkpoints/ollama.h"
+#include "core/log.h"
+#include "trainer/run_context.h"
+#include "trainer/stages.h"
+
+namespace crucible::trainer {
+
+namespace {
+
+// What the exporters need to write the run's tokenizer.
+checkpoints::ExportTokenizer export_tokenizer(const TaskEnv& env) {
+  checkpoints::ExportTokenizer tok;
+  const auto& t = env.tokenizer();
+  const std::string& source = env.config().tokenizer;
+  if (source != "byte") {
+    const std::filesystem::path p(source);
+    const std::filesystem::path dir = std::filesystem::is_directory(p) ? p : p.parent_path();
+    tok.tokenizer_json_path = std::filesystem::is_directory(p) ? (p / "tokenizer.json").string() : source;
+    if (std::filesystem::exists(dir / "tokenizer_config.json")) tok.tokenizer_config_path = (dir / "tokenizer_config.json").string();
+  } else {
+    for (std::int64_t id = 256; id < t.vocab_size(); ++id)
+      tok.specials.push_back({id, t.token_text(static_cast<std::int32_t>(id)), true});
+  }
+  if (t.bos_id()) tok.bos_id = *t.bos_id();
+  tok.eos_id = env.eos_id();
+  if (const auto fmt = data::parse_chat_format(env.config().chat_format)) {
+    data::ChatTemplateOptions o;
+    o.think_prefill = env.config().think_prefill;
+    tok.chat_template = std::string(data::chat_template_source(*fmt, o));
+  }
+  return tok;
+}
+
+}  // namespace
+
+json::Value run_export_stage(RunContext& ctx, const StageSpec& spec, std::int64_t index) {
+  const auto& c = std::get<ExportStageConfig>(spec.body);
+  const auto t0 = std::chrono::steady_clock::now();
+  json::Value summary = json::Value::object();
+  summary.set("kind", "export");
+  json::Value files = json::Value::object();
+  const checkpoints::ExportTokenizer tok = export_tokenizer(ctx.env());
+  for (const std::string& slot : c.models) {
+    ModelWeights& w = ctx.weights(slot);
+    const std::string dir = ctx.path("export/" + slot);
+    json::Value written = json::Value::array();
+    if (ctx.root()) {
+      std::filesystem::create_directories(dir);
+      for (const std::string& format : c.formats) {
+        if (format == "hf") {
+          checkpoints::HfExportOptions o;
+          o.dtype = c.dtype == "f32" ? checkpoints::HfExportDType::F32
+                    : c.dtype == "fp8" ? checkpoints::HfExportDType::FP8 : checkpoints::HfExportDType::BF16;
+          o.overwrite = true;
+          if (o.dtype == checkpoints::HfExportDType::FP8 && !w.config().is_mla()) o.dtype = checkpoints::HfExportDType::BF16;
+          checkpoints::export_hf(w, tok, o, dir + "/hf");
+          written.push_back(dir + "/hf");
+        } else if (format == "gguf") {
+          if (w.config().is_mla()) {
+            log_warn(spec.name, ": GGUF export covers the qwen2 and llama students; ", slot, " (deepseek_v3) is skipped");
+            continue;
+          }
+          checkpoints::GgufExportOptions o;
+          o.dtype = c.gguf_type == "f32"    ? checkpoints::GgufExportDType::F32
+                    : c.gguf_type == "bf16" ? checkpoints::GgufExportDType::BF16
+                    : c.gguf_type == "q8_0" ? checkpoints::GgufExportDType::Q8_0 : checkpoints::GgufExportDType::F16;
+          checkpoints::export_gguf(w, tok, o, dir + "/model.gguf");
+          checkpoints::OllamaOptions ol;
+          ol.think_prefix = ctx.env().config().think_prefill;
+          checkpoints::write_ollama_modelfile(dir, ol);
+          written.push_back(dir + "/model.gguf");
+          written.push_back(dir + "/Modelfile");
+        } else {
+          CRUCIBLE_USER_CHECK(false, spec.name, ": unknown export format '", format, "' (hf, gguf)");
+        }
+      }
+      log_info(spec.name, ": exported ", slot, " to ", dir);
+    }
+    ctx.comm().barrier();
+    files.set(slot, written);
+  }
+  summary.set("files", files);
+  summary.set("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  (void)index;
+  return summary;
+}
+
+}  // namespace crucible::trainer
