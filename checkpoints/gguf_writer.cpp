@@ -114,8 +114,8 @@ struct StringSink {
 }  // namespace
 
 GgufWriter::GgufWriter(std::uint32_t alignment) : alignment_(alignment) {
-  CRUCIBLE_CHECK(alignment >= 8 && (alignment & (alignment - 1)) == 0,
-                 "GGUF alignment must be a power of two >= 8, got ", alignment);
+  CRUCIBLE_CHECK(alignment >= 8 && alignment <= (1u << 20) && (alignment & (alignment - 1)) == 0,
+                 "GGUF alignment must be a power of two in [8, 1 MiB], got ", alignment);
 }
 
 void GgufWriter::set(std::string key, GgufValue value) {

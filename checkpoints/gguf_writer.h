@@ -35,7 +35,7 @@ struct GgufTensorEntry {
 
 class GgufWriter {
  public:
-  // `alignment` (a power of two, >= 8) is written as general.alignment (u32).
+  // `alignment` (a power of two in [8, 1 MiB]) is written as general.alignment (u32).
   explicit GgufWriter(std::uint32_t alignment = kGgufDefaultAlignment);
 
   // Adds a metadata key; keys are unique (setting one twice is an error) and kept in

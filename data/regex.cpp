@@ -648,6 +648,12 @@ class Compiler {
     }
   }
 
+  static Inst unguarded_split() {
+    Inst in{Op::Split};
+    in.arg = kNoGuard;
+    return in;
+  }
+
   // A guard for an alternative that cannot match empty: the classes that can start it.
   std::uint32_t make_guard(const Node& n) {
     std::vector<std::uint32_t> first;
@@ -687,7 +693,7 @@ class Compiler {
     if (n.max == kUnbounded) {
       if (nullable(kid))
         CRUCIBLE_FAIL("regex '", p_.pattern, "': an unbounded repeat of a group that can match the empty string is not supported");
-      const std::uint32_t loop = push({Op::Split});
+      const std::uint32_t loop = push(unguarded_split());
       const std::uint32_t body = here();
       emit(kid);
       Inst back{Op::Jmp};
@@ -699,7 +705,7 @@ class Compiler {
     }
     std::vector<std::uint32_t> splits;  // X{0,k}: k optional copies, each may stop the repeat
     for (std::uint32_t i = n.min; i < n.max; ++i) {
-      splits.push_back(push({Op::Split}));
+      splits.push_back(push(unguarded_split()));
       const std::uint32_t body = here();
       emit(kid);
       p_.code[splits.back()].x = body;  // temporarily: the body; the exit is patched below

@@ -100,6 +100,10 @@ void load_vocab(Model& m, const Reader& r, const json::Value& model) {
   const json::Object& vocab = r.object(r.member(model, "vocab", "model"), "model.vocab");
   std::int64_t max_id = -1;
   for (const auto& [tok, v] : vocab) max_id = std::max(max_id, r.id(v, "model.vocab[\"" + tok + "\"]"));
+  // Ids index dense tables; real vocabularies number their tokens 0..n-1.
+  if (max_id >= 2 * static_cast<std::int64_t>(vocab.size()) + 1024)
+    r.fail("model.vocab", &r.member(model, "vocab", "model"),
+           "ids are too sparse (largest id " + std::to_string(max_id) + " for " + std::to_string(vocab.size()) + " tokens)");
   m.vocab_tokens.assign(static_cast<std::size_t>(max_id + 1), std::string());
   std::vector<bool> used(static_cast<std::size_t>(max_id + 1), false);
   for (const auto& [tok, v] : vocab) {

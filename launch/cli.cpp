@@ -34,6 +34,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"run", "run the R1 pipeline a config describes (default: the embedded demo)", cmd_run},
+    {"ablate", "run a set of configs (reward ablations) and compare their held-out results", cmd_ablate},
     {"inspect", "print a model's sizes and per-layer shapes (TOML preset or HF config)", cmd_inspect},
     {"config", "validate a run config and print it back resolved, as TOML", cmd_config},
     {"import", "convert a Hugging Face model directory into a crucible checkpoint", cmd_import},

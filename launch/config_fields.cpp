@@ -172,8 +172,11 @@ std::string where(const TomlSource& doc, std::string_view key_path,
     if (dot == std::string_view::npos) break;
     p = p.substr(0, dot);
   }
-  if (src.begin.line == 0) return doc.path;
-  return detail::concat(doc.path, ':', src.begin.line, ':', src.begin.column);
+  // A node keeps the file it was parsed from (a config merged onto a `base` holds
+  // nodes of both files).
+  const std::string& file = src.path && !src.path->empty() ? *src.path : doc.path;
+  if (src.begin.line == 0) return file;
+  return detail::concat(file, ':', src.begin.line, ':', src.begin.column);
 }
 
 // " (did you mean 'x'?)" when one known name is close, else a short list.

@@ -196,6 +196,41 @@ ModelConfig load_preset(const std::string& preset, const std::string& config_pat
   return {};
 }
 
+// Overlay `top` onto `base`: tables merge key by key, anything else replaces.
+void merge_into(toml::table& base, const toml::table& top) {
+  for (const auto& [key, node] : top) {
+    if (const auto* t = node.as_table()) {
+      if (auto* b = base.get_as<toml::table>(key)) {
+        merge_into(*b, *t);
+        continue;
+      }
+    }
+    base.insert_or_assign(key, node);
+  }
+}
+
+// A config may start from another: `base = "../demo.toml"` (relative to the file,
+// or an embedded config by file name); its own keys override the base's.
+TomlSource with_base(TomlSource doc, const std::string& path, int depth = 0) {
+  const auto* b = doc.table->get_as<std::string>("base");
+  if (!b) return doc;
+  CRUCIBLE_USER_CHECK(depth < 8, path, ": base configs nest more than 8 deep");
+  const std::string rel = b->get();
+  const fs::path candidate = fs::path(path).parent_path() / rel;
+  TomlSource base;
+  if (fs::is_regular_file(candidate)) {
+    base = with_base(parse_toml_file(candidate.string()), candidate.string(), depth + 1);
+  } else if (const char* text = embedded_config(fs::path(rel).filename().string())) {
+    base = parse_toml_string(text, "configs/" + fs::path(rel).filename().string() + " (embedded)");
+  } else {
+    CRUCIBLE_USER_CHECK(false, path, ": base config '", rel, "' not found");
+  }
+  doc.table->erase("base");
+  merge_into(*base.table, *doc.table);
+  base.path = path;
+  return base;
+}
+
 }  // namespace
 
 LoadedRun load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -205,6 +240,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   } else {
     doc = parse_toml_file(path);
   }
+  doc = with_base(std::move(doc), path);
   for (const std::string& o : overrides) apply_override(doc, o);
   static constexpr std::string_view kTop[] = {"run", "log", "task", "models", "stages"};
   check_known_keys(doc, "", kTop);
