@@ -63,7 +63,8 @@ std::optional<std::int32_t> ByteTokenizer::token_id(std::string_view token) cons
   for (std::size_t k = 0; k < specials.size(); ++k)
     if (token == specials[k]) return static_cast<std::int32_t>(256 + k);
   if (token.size() == 1) return static_cast<unsigned char>(token[0]);
-  if (token.size() == 2 && unicode::utf8_invalid_at(token) == std::string_view::npos) {
+  if (token.size() == 2 && (static_cast<unsigned char>(token[0]) & 0xE0) == 0xC0 &&
+      unicode::utf8_invalid_at(token) == std::string_view::npos) {  // one 2-byte code point
     char32_t cp;
     unicode::utf8_decode(reinterpret_cast<const unsigned char*>(token.data()), cp);
     const int b = bpe_detail::unicode_to_byte(cp);

@@ -6,7 +6,7 @@
 // carry is either understood or rejected by name, never silently ignored when it would
 // change the ids (truncation, padding, dropout, byte_fallback, other normalizers ...).
 // Invariant: ids, added-token ids and merge ranks are exactly those `tokenizers` derives
-// from the same file (added-token ids are checked against its assignment rule).
+// from the same file (added tokens get ids by its assignment rule, whatever the file says).
 // Reference: tokenizers/src/models/bpe/serialization.rs, tokenizer/serialization.rs,
 // tokenizer/added_vocabulary.rs (add_tokens), checkpoint_formats.md §3.
 #include <algorithm>
@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "data/tokenizer_bpe_model.h"
 #include "data/tokenizer_unicode.h"
 
@@ -195,15 +196,20 @@ void load_added_tokens(Model& m, const Reader& r, const json::Value& root) {
     AddedToken t;
     t.content = r.string(r.member(e, "content", path), path + ".content");
     const std::int64_t id = r.id(r.member(e, "id", path), path + ".id");
-    t.id = static_cast<std::int32_t>(id);
     t.special = r.flag(e, "special", path, false);
     t.lstrip = r.flag(e, "lstrip", path, false);
     t.rstrip = r.flag(e, "rstrip", path, false);
     t.single_word = r.flag(e, "single_word", path, false);
     t.normalized = r.flag(e, "normalized", path, true);
     if (t.content.empty()) continue;  // tokenizers ignores empty added tokens
+    if (t.normalized && m.nfc && !unicode::nfc_quick_check(t.content)) {
+      std::string n;  // a normalized token is stored (and decodes) in its normalized form
+      unicode::nfc_append(t.content, n);
+      t.content = std::move(n);
+    }
     // tokenizers assigns the id itself: an existing added or vocabulary token keeps its id,
-    // a new one gets the next id after the vocabulary. A file that says otherwise is refused.
+    // a new one gets the next id after the vocabulary; the id in the file is only compared
+    // (a warning), and so it is here.
     std::int64_t expect;
     if (std::optional<std::int32_t> prev = m.added_map.find(t.content)) {
       expect = *prev;
@@ -214,9 +220,11 @@ void load_added_tokens(Model& m, const Reader& r, const json::Value& root) {
       expect = max_added < 0 ? n : (max_added >= n || n == 0 ? max_added + 1 : n);
     }
     if (id != expect)
-      r.fail(path + ".id", &e, "id " + std::to_string(id) + " for '" + t.content + "', but `tokenizers` would assign " +
-                                   std::to_string(expect));
-    max_added = std::max(max_added, id);
+      log_line(LogLevel::Warn, detail::concat(m.source, ": ", path, ".id: the file gives '", t.content, "' id ", id,
+                                              "; it gets id ", expect, ", as in Hugging Face tokenizers"));
+    if (expect > kMaxId) r.fail(path + ".id", &e, "too many added tokens");
+    t.id = static_cast<std::int32_t>(expect);
+    max_added = std::max(max_added, expect);
     if (m.added_map.find(t.content)) {
       // the same content again: the later entry's flags win, as tokenizers overwrites it
       for (AddedToken& old : m.added)
@@ -349,11 +357,8 @@ void build_added_matchers(Model& m) {
   for (int pass = 0; pass < 2; ++pass)
     for (const AddedToken& t : m.added) {
       if (t.special != (pass == 0)) continue;
-      if (t.normalized) {
-        std::string p;
-        if (m.nfc) unicode::nfc_append(t.content, p);
-        else p = t.content;
-        norm_patterns.push_back(std::move(p));
+      if (t.normalized) {  // the content is already normalized
+        norm_patterns.push_back(t.content);
         norm_tokens.push_back(&t);
       } else {
         raw_patterns.push_back(t.content);
@@ -407,9 +412,9 @@ void load_model(Model& m, std::string_view json_text) {
     if (v && !v->is_null()) r.fail(key, v, std::string(key) + " is not supported (set it to null)");
   }
   load_model_section(m, r, root);
-  load_added_tokens(m, r, root);
   const json::Value* norm = root.find("normalizer");
   m.nfc = norm ? load_normalizer(r, *norm, "normalizer") : false;
+  load_added_tokens(m, r, root);
   load_pre_tokenizer(m, r, root);
   load_decoder(r, root);
   if (const json::Value* pp = root.find("post_processor"); pp && !pp->is_null())

@@ -344,13 +344,20 @@ def synthetic_tokenizers(corpus):
     unk_vocab = {t: i for i, t in enumerate(sorted(unk_vocab, key=lambda t: unk_vocab[t]))}
     unk_vocab["<unk>"] = len(unk_vocab)
     added = [
-        {"id": n, "content": "<mask>", "single_word": True, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
-        {"id": n + 1, "content": "e\u0301x", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
-        {"id": n + 2, "content": "[SEP]", "single_word": False, "lstrip": False, "rstrip": True, "normalized": False, "special": True},
-        {"id": n + 3, "content": "<s>", "single_word": False, "lstrip": True, "rstrip": False, "normalized": False, "special": True},
-        {"id": n + 4, "content": "ab", "single_word": True, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
-        {"id": n + 5, "content": "abc", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
+        {"content": "<mask>", "single_word": True, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
+        {"content": "e\u0301x", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+        {"content": "[SEP]", "single_word": False, "lstrip": False, "rstrip": True, "normalized": False, "special": True},
+        {"content": "<s>", "single_word": False, "lstrip": True, "rstrip": False, "normalized": False, "special": True},
+        {"content": "ab", "single_word": True, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
+        {"content": "abc", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
     ]
+    next_id = n  # tokenizers' rule: a vocabulary token keeps its id, a new one takes the next
+    for a in added:
+        if a["content"] in vocab:
+            a["id"] = vocab[a["content"]]
+        else:
+            a["id"] = next_id
+            next_id += 1
     variants = {
         "gpt2_prefix_space": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
                                                 "use_regex": True}},

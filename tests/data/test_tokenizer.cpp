@@ -179,7 +179,7 @@ TEST_CASE("tokenizer: specials, BOS/EOS from tokenizer_config.json and vocabular
   };
   const Expect table[] = {
       {"qwen3", 151669, std::nullopt, 151645, "<|im_start|>", 151644},
-      {"deepseek_v3", 128815, 0, 1, "<｜User｜>", 128803},
+      {"deepseek_v3", 128815, 0, 1, "<｜▁pad▁｜>", 2},
       {"llama3_1", 128256, 128000, 128009, "<|eot_id|>", 128009},
   };
   for (const Expect& e : table) {
@@ -207,6 +207,11 @@ TEST_CASE("tokenizer: specials, BOS/EOS from tokenizer_config.json and vocabular
     REQUIRE(think.has_value());
     CHECK_FALSE(qwen->is_special(*think));
     CHECK(qwen->decode(qwen->encode("<think>hi</think>"), true) == "<think>hi</think>");
+  }
+  if (const data::Tokenizer* ds = real("deepseek_v3")) {
+    // <｜User｜> is added but not special in DeepSeek-V3 (normalized: true, special: false).
+    CHECK(ds->encode("<｜User｜>") == std::vector<std::int32_t>{128803});
+    CHECK_FALSE(ds->is_special(128803));
   }
 }
 

@@ -60,7 +60,7 @@ std::string load_error(const std::string& text) {
   return "";
 }
 
-std::string load_error(const json::Value& doc) { return load_error(json::dump(doc)); }
+std::string load_error_doc(const json::Value& doc) { return load_error(json::dump(doc)); }
 
 // A directory under the temp directory, removed at scope end.
 struct TempDir {
@@ -118,7 +118,7 @@ TEST_CASE("tokenizer files: bad and unsupported files name the file and the JSON
   auto mutate = [&](auto&& edit) {
     json::Value doc = base;
     edit(doc);
-    return load_error(doc);
+    return load_error_doc(doc);
   };
   auto model = [](json::Value& d) -> json::Value& { return *d.find("model"); };
   auto ok = [](json::Value&) {};
@@ -181,16 +181,30 @@ TEST_CASE("tokenizer files: bad and unsupported files name the file and the JSON
   CHECK_THAT(mutate([](json::Value& d) { d.set("decoder", json::Value()); }), Contains("needs the ByteLevel decoder"));
   CHECK_THAT(mutate([](json::Value& d) { d.set("decoder", json::parse(R"({"type":"WordPiece"})")); }),
              Contains("decoder.type") && Contains("'WordPiece' is not supported"));
-  CHECK_THAT(mutate([](json::Value& d) {
-               d.set("added_tokens", json::parse(R"([{"id":5,"content":"<x>","special":true,"normalized":false}])"));
-             }),
-             Contains("added_tokens[0].id") && Contains("would assign 420"));
   CHECK_THAT(mutate([](json::Value& d) { d.set("added_tokens", json::parse(R"([{"id":420}])")); }),
              Contains("added_tokens[0]") && Contains("missing key 'content'"));
   CHECK_THAT(mutate([](json::Value& d) { d.set("truncation", json::parse(R"({"max_length":8})")); }),
              Contains("truncation is not supported"));
   // The line of the offending value is named for files read from text.
   CHECK_THAT(load_error("{\n\"model\": {\n\"type\": \"Unigram\"}}"), Contains("model.type (line 3)"));
+}
+
+TEST_CASE("tokenizer files: added tokens get the ids tokenizers assigns", "[tokenizer]") {
+  // A new token takes the next id after the vocabulary whatever the file says (tokenizers
+  // only warns), a token already in the vocabulary keeps its vocabulary id.
+  json::Value doc = synthetic().at("base");
+  doc.set("added_tokens", json::parse(R"([{"id":5,"content":"<x>","special":true,"normalized":false},
+                                          {"id":7,"content":"Ġthe","special":true,"normalized":false},
+                                          {"id":9,"content":"<y>","special":false}])"));
+  const auto tok = data::BpeTokenizer::from_json_text(json::dump(doc), "ids.json");
+  CHECK(tok->token_id("<x>") == 420);
+  CHECK(tok->token_id("<y>") == 421);
+  CHECK(tok->vocab_size() == 422);
+  const auto the = tok->token_id("Ġthe");
+  REQUIRE(the.has_value());
+  CHECK(*the < 420);
+  CHECK(tok->is_special(*the));
+  CHECK(tok->encode("a<x> the<y>") == std::vector<std::int32_t>{*tok->token_id("a"), 420, *the, 421});
 }
 
 TEST_CASE("tokenizer files: missing files and tokenizer_config.json specials", "[tokenizer]") {
