@@ -40,6 +40,7 @@ constexpr Command kCommands[] = {
     {"import", "convert a Hugging Face model directory into a crucible checkpoint", cmd_import},
     {"logprobs", "score tokens: next-token log-probs and top-k at every position", cmd_logprobs},
     {"generate", "sample completions with a KV cache", cmd_generate},
+    {"tokenizer", "encode or decode text with a tokenizer.json (or the byte tokenizer)", cmd_tokenizer},
     {"data", "make and check datasets: verifiable tasks (arithmetic, countdown), JSONL checks", cmd_data},
     {"info", "print the build, the devices and the MPI ranks", cmd_info},
 };

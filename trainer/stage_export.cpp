@@ -14,27 +14,16 @@ namespace crucible::trainer {
 
 namespace {
 
-// What the exporters need to write the run's tokenizer.
+// The run's tokenizer and chat template, as the exporters write them.
 checkpoints::ExportTokenizer export_tokenizer(const TaskEnv& env) {
-  checkpoints::ExportTokenizer tok;
-  const auto& t = env.tokenizer();
-  const std::string& source = env.config().tokenizer;
-  if (source != "byte") {
-    const std::filesystem::path p(source);
-    const std::filesystem::path dir = std::filesystem::is_directory(p) ? p : p.parent_path();
-    tok.tokenizer_json_path = std::filesystem::is_directory(p) ? (p / "tokenizer.json").string() : source;
-    if (std::filesystem::exists(dir / "tokenizer_config.json")) tok.tokenizer_config_path = (dir / "tokenizer_config.json").string();
-  } else {
-    for (std::int64_t id = 256; id < t.vocab_size(); ++id)
-      tok.specials.push_back({id, t.token_text(static_cast<std::int32_t>(id)), true});
-  }
-  if (t.bos_id()) tok.bos_id = *t.bos_id();
-  tok.eos_id = env.eos_id();
+  std::string chat_template;
   if (const auto fmt = data::parse_chat_format(env.config().chat_format)) {
     data::ChatTemplateOptions o;
     o.think_prefill = env.config().think_prefill;
-    tok.chat_template = std::string(data::chat_template_source(*fmt, o));
+    chat_template = std::string(data::chat_template_source(*fmt, o));
   }
+  checkpoints::ExportTokenizer tok = checkpoints::export_tokenizer_for(env.tokenizer(), env.config().tokenizer, chat_template);
+  tok.eos_id = env.eos_id();
   return tok;
 }
 

@@ -55,7 +55,9 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
       for (const auto& m : e.messages) (m.role == "user" ? q : a) = m.content;
       sft_all.push_back(ctx.env().example_from_text(q, a));
     }
-    CRUCIBLE_USER_CHECK(!sft_all.empty(), spec.name, ": sft_data ", path, " holds no examples");
+    // Rejection sampling may accept nothing from a weak policy: the stage then runs
+    // its RL term alone rather than stopping the pipeline.
+    if (sft_all.empty()) log_warn(spec.name, ": sft_data ", path, " holds no examples; training with the RL term only");
   }
 
   AdamW opt(w, c.optimizer);

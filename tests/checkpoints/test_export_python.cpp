@@ -186,7 +186,7 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
     ho.dtype = HfExportDType::F32;
     export_hf(*w, r1_byte_tokenizer(), ho, (dir / "hf").string());
     std::vector<std::string> ggufs;
-    for (GgufExportDType dt : {GgufExportDType::F32, GgufExportDType::F16, GgufExportDType::Q8_0}) {
+    for (GgufExportDType dt : {GgufExportDType::F32, GgufExportDType::F16, GgufExportDType::Q8_0, GgufExportDType::BF16}) {
       GgufExportOptions go;
       go.dtype = dt;
       ggufs.push_back((dir / (std::string("model-") + gguf_export_dtype_name(dt) + ".gguf")).string());
@@ -218,6 +218,7 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
     const double d_f32 = max_diff(ref, r.at("llama_cpp").at(ggufs[0]).at("rows"));
     const double d_f16 = max_diff(ref, r.at("llama_cpp").at(ggufs[1]).at("rows"));
     const double d_q8 = max_diff(ref, r.at("llama_cpp").at(ggufs[2]).at("rows"));
+    const double d_bf16 = max_diff(ref, r.at("llama_cpp").at(ggufs[3]).at("rows"));
     // Against crucible on the stored (rounded) weights: only llama.cpp's own arithmetic differs.
     const auto stored_f16 = crucible_rows(*weights_from_gguf(c, ggufs[1]), tokens);
     const auto stored_q8 = crucible_rows(*weights_from_gguf(c, ggufs[2]), tokens);
@@ -227,14 +228,15 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
     double spread = 0;
     for (const auto& row : ref) spread = std::max(spread, *std::max_element(row.begin(), row.end()) -
                                                                *std::min_element(row.begin(), row.end()));
-    std::printf("parity %-16s max|dlogp| over %zu x %lld: transformers f32 %.2e | llama.cpp f32 %.2e f16 %.2e q8_0 %.2e"
+    std::printf("parity %-16s max|dlogp| over %zu x %lld: transformers f32 %.2e | llama.cpp f32 %.2e f16 %.2e bf16 %.2e q8_0 %.2e"
                 " (log-prob range %.1f)\n  of which weight rounding (crucible on the stored weights) f16 %.2e q8_0 %.2e;"
                 " llama.cpp vs crucible on the stored weights: f16 %.2e q8_0 %.2e\n",
-                label.c_str(), ref.size(), static_cast<long long>(c.vocab_size), d_hf, d_f32, d_f16, d_q8, spread,
+                label.c_str(), ref.size(), static_cast<long long>(c.vocab_size), d_hf, d_f32, d_f16, d_bf16, d_q8, spread,
                 max_diff(ref, stored_f16), max_diff(ref, stored_q8), r_f16, r_q8);
     CHECK(d_hf < 1e-4);
     CHECK(d_f32 < 1e-4);
     CHECK(d_f16 < 1e-2);
+    CHECK(d_bf16 < 5e-2);
     CHECK(d_q8 < 0.2);  // loose: llama.cpp also rounds activations to 8 bits (Q8_0 dot products)
     CHECK(r_f16 < 1e-2);
     CHECK(r_q8 < 0.15);
@@ -253,4 +255,33 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
     for (const std::string& g : ggufs) CHECK(r.at("chat").at("llama_cpp").at(g).as_string() == want_chat);
     fs::remove_all(dir);
   }
+}
+
+TEST_CASE("transformers reproduces crucible's log-probs on an exported deepseek_v3 (f32)", "[export][python]") {
+  if (!python_ready()) {
+    WARN("SKIPPED: python3 with torch, transformers, tokenizers, numpy and llama_cpp is not importable");
+    return;
+  }
+  const ModelConfig c = preset("tiny-deepseek-v3");
+  auto w = random_weights(c, 99);
+  for (const auto& e : w->layout().entries())
+    if (e.name.find("norm") == std::string::npos && e.name.find("correction_bias") == std::string::npos)
+      for (float& x : w->param(e.name).span<float>()) x *= kWeightScale;
+  const fs::path dir = fresh_dir("py_deepseek");
+  HfExportOptions ho;
+  ho.dtype = HfExportDType::F32;
+  export_hf(*w, r1_byte_tokenizer(), ho, dir.string());  // MTP layer included: transformers skips it
+  const std::vector<std::int32_t> tokens = {256, 258, 72, 105, 32, 116, 104, 101, 114, 101, 33, 259, 260, 10};
+  std::string list;
+  for (std::int32_t t : tokens) list += (list.empty() ? "" : ",") + std::to_string(t);
+  int status = -1;
+  const std::string out = run("python3 " + std::string(CRUCIBLE_SOURCE_DIR) + "/tools/check_export.py --hf " +
+                                  dir.string() + " --tokens " + list + " 2>/dev/null", &status);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  const double d = max_diff(crucible_rows(*w, tokens), json::parse(out, "check_export.py").at("transformers").at("rows"));
+  std::printf("parity tiny-deepseek-v3 max|dlogp| over %zu x %lld: transformers f32 %.2e\n", tokens.size(),
+              static_cast<long long>(c.vocab_size), d);
+  CHECK(d < 1e-4);
+  fs::remove_all(dir);
 }
