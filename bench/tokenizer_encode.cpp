@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include "core/error.h"
 #include "core/json.h"
 #include "data/tokenizer.h"
 

@@ -1,4 +1,4 @@
-// data/regex_program.h: the compiled form of a Regex (internal to data/regex*.cpp).
+// data/regex_program.h: the parsed and compiled forms of a Regex (internal to data/regex*.cpp).
 //
 // A program is a list of instructions for a backtracking machine (Pike/Thompson style
 // with an explicit stack, no recursion per input character). Sub-programs (the bodies
@@ -108,6 +108,19 @@ struct Program {
   bool first_any = true;
   std::uint64_t first_ascii[2] = {0, 0};  // ASCII part of the union of first_classes
 };
+
+// The parsed pattern (data/regex_parse.cpp); classes live in the Program being built.
+struct Node {
+  enum class Kind : std::uint8_t { Empty, Class, Concat, Alt, Repeat, Look, Atomic, Assert } kind = Kind::Empty;
+  std::uint32_t cls = 0;
+  std::vector<Node> kids;
+  std::uint32_t min = 0, max = 0;
+  RepeatMode mode = RepeatMode::Greedy;
+  bool negate = false;
+  AssertKind assert_kind = AssertKind::TextStart;
+};
+
+Node parse_pattern(std::string_view pattern, Program& prog);
 
 // Parses and compiles (data/regex.cpp); literal = true matches `pattern` as plain text.
 std::shared_ptr<const Program> compile_pattern(std::string_view pattern, bool literal);

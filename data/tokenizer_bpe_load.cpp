@@ -189,6 +189,8 @@ void load_added_tokens(Model& m, const Reader& r, const json::Value& root) {
   const json::Array& arr = r.array(*list, "added_tokens");
   m.added.reserve(arr.size());  // no reallocation: added_map keeps views of the contents
   std::int64_t max_added = -1;
+  int moved = 0;
+  std::string first_moved;
   for (std::size_t i = 0; i < arr.size(); ++i) {
     const std::string path = "added_tokens[" + std::to_string(i) + "]";
     const json::Value& e = arr[i];
@@ -219,9 +221,8 @@ void load_added_tokens(Model& m, const Reader& r, const json::Value& root) {
       const std::int64_t n = m.vocab_map.size();
       expect = max_added < 0 ? n : (max_added >= n || n == 0 ? max_added + 1 : n);
     }
-    if (id != expect)
-      log_line(LogLevel::Warn, detail::concat(m.source, ": ", path, ".id: the file gives '", t.content, "' id ", id,
-                                              "; it gets id ", expect, ", as in Hugging Face tokenizers"));
+    if (id != expect && moved++ == 0)
+      first_moved = detail::concat(path, ".id: '", t.content, "' has id ", id, " in the file, ", expect, " here");
     if (expect > kMaxId) r.fail(path + ".id", &e, "too many added tokens");
     t.id = static_cast<std::int32_t>(expect);
     max_added = std::max(max_added, expect);
@@ -237,6 +238,9 @@ void load_added_tokens(Model& m, const Reader& r, const json::Value& root) {
     m.added.push_back(std::move(t));
     m.added_map.insert(m.added.back().content, m.added.back().id);
   }
+  if (moved > 0 && log_enabled(LogLevel::Warn))
+    log_line(LogLevel::Warn, detail::concat(m.source, ": ", moved, " added token(s) get other ids than the file gives, as in "
+                                            "Hugging Face tokenizers (first: ", first_moved, ")"));
 }
 
 bool load_normalizer(const Reader& r, const json::Value& n, const std::string& path) {

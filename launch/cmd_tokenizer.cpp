@@ -22,8 +22,6 @@
 
 namespace crucible::launch {
 
-int cmd_tokenizer(const CommandContext& ctx, const std::vector<std::string>& args);
-
 namespace {
 
 std::string read_input(const std::string& file) {

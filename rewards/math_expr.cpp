@@ -1,4 +1,4 @@
-// rewards/math_expr.cpp: lexer and recursive-descent parser for answer math (see math_expr.h).
+// rewards/math_expr.cpp: recursive-descent parser for answer math (see math_expr.h; tokens: math_lex.h).
 //
 // Invariant: parse_math() never throws and never recurses deeper than kMaxDepth
 // grammar levels (each level is a bounded number of frames), so hostile input
@@ -14,213 +14,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "rewards/math_lex.h"
+
 namespace crucible::rewards::math {
 
-// ---------------------------------------------------------------- rationals
-
 namespace {
-
-Int128 abs128(Int128 x) { return x < 0 ? -x : x; }
-
-Int128 gcd128(Int128 a, Int128 b) {
-  a = abs128(a);
-  b = abs128(b);
-  while (b != 0) {
-    Int128 t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
-}
-
-// |x| < 2^126: negation and a few additions never overflow.
-constexpr Int128 kLimit = static_cast<Int128>(1) << 126;
-bool in_range(Int128 x) { return x < kLimit && x > -kLimit; }
-
-}  // namespace
-
-bool make_rational(Int128 num, Int128 den, Rational* out) {
-  if (den == 0 || !in_range(num) || !in_range(den)) return false;
-  if (den < 0) num = -num, den = -den;
-  Int128 g = gcd128(num, den);
-  if (g > 1) num /= g, den /= g;
-  *out = Rational{num, den};
-  return true;
-}
-
-bool rational_add(const Rational& a, const Rational& b, Rational* out) {
-  Int128 x, y, n, d;
-  if (__builtin_mul_overflow(a.num, b.den, &x) || __builtin_mul_overflow(b.num, a.den, &y) ||
-      __builtin_add_overflow(x, y, &n) || __builtin_mul_overflow(a.den, b.den, &d))
-    return false;
-  return make_rational(n, d, out);
-}
-
-bool rational_mul(const Rational& a, const Rational& b, Rational* out) {
-  // Cross-reduce first so that products stay small.
-  Int128 g1 = gcd128(a.num, b.den), g2 = gcd128(b.num, a.den);
-  if (g1 == 0) g1 = 1;
-  if (g2 == 0) g2 = 1;
-  Int128 n, d;
-  if (__builtin_mul_overflow(a.num / g1, b.num / g2, &n) ||
-      __builtin_mul_overflow(a.den / g2, b.den / g1, &d))
-    return false;
-  return make_rational(n, d, out);
-}
-
-double rational_to_double(const Rational& r) {
-  return static_cast<double>(r.num) / static_cast<double>(r.den);
-}
-
-// ---------------------------------------------------------------- lexer
-
-namespace {
-
-enum class T : std::uint8_t { End, Num, Letter, Word, Cmd, Char, RowSep };
-
-struct Tok {
-  T t = T::End;
-  std::string s;  // Num: digits; Letter/Word: lowercased name; Cmd: name ("frac", "{", "begin:pmatrix")
-  char c = 0;     // Char
-};
-
-struct ParseError {
-  std::string what;
-};
-
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// Commands whose brace argument is text: "\text{even}" is one symbol "even".
-bool is_text_command(std::string_view n) {
-  return n == "text" || n == "textbf" || n == "textit" || n == "textrm" || n == "textnormal" ||
-         n == "mathrm" || n == "mathit" || n == "mathbf" || n == "mbox" || n == "operatorname" ||
-         n == "textsf" || n == "mathsf" || n == "texttt" || n == "mathtt" || n == "hbox";
-}
-
-// Sizing and spacing commands that carry no value.
-bool is_layout_command(std::string_view n) {
-  static const char* kNames[] = {"left", "right", "big", "Big", "bigl", "bigr", "Bigl", "Bigr", "bigg", "Bigg",
-                                 "biggl", "biggr", "middle", "displaystyle", "textstyle", "quad", "qquad",
-                                 "limits", "nolimits"};
-  for (const char* k : kNames)
-    if (n == k) return true;
-  return false;
-}
-
-// Plain-text words that name math (as typed in "Answer: sqrt(2)").
-const char* plain_word_command(std::string_view w) {
-  static const char* kWords[] = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos",
-                                 "arctan", "sinh", "cosh", "tanh", "ln", "log", "exp", "pi", "infty"};
-  for (const char* k : kWords)
-    if (w == k) return k;
-  if (w == "infinity" || w == "inf") return "infty";
-  return nullptr;
-}
-
-std::vector<Tok> lex(std::string_view s) {
-  std::vector<Tok> out;
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  auto push = [&](T t, std::string str, char c = 0) {
-    if (out.size() >= static_cast<std::size_t>(kMaxTokens)) throw ParseError{"answer is too long to parse"};
-    out.push_back(Tok{t, std::move(str), c});
-  };
-  while (i < n) {
-    const char c = s[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      ++i;
-    } else if (is_digit(c) || (c == '.' && i + 1 < n && is_digit(s[i + 1]))) {
-      std::size_t j = i;
-      while (j < n && is_digit(s[j])) ++j;
-      if (j < n && s[j] == '.' && !(j + 1 < n && s[j + 1] == '.')) {  // "1..5" is not a decimal
-        ++j;
-        while (j < n && is_digit(s[j])) ++j;
-      }
-      push(T::Num, std::string(s.substr(i, j - i)));
-      i = j;
-    } else if (is_alpha(c)) {
-      std::size_t j = i;
-      while (j < n && is_alpha(s[j])) ++j;
-      std::string word;
-      for (std::size_t k = i; k < j; ++k) word += lower(s[k]);
-      if (const char* cmd = plain_word_command(word)) {
-        push(T::Cmd, cmd);
-      } else {
-        for (char w : word) push(T::Letter, std::string(1, w));
-      }
-      i = j;
-    } else if (c == '\\') {
-      if (i + 1 >= n) throw ParseError{"a lone backslash"};
-      const char d = s[i + 1];
-      if (d == '\\') {
-        push(T::RowSep, "");
-        i += 2;
-      } else if (is_alpha(d)) {
-        std::size_t j = i + 1;
-        while (j < n && is_alpha(s[j])) ++j;
-        std::string name(s.substr(i + 1, j - i - 1));
-        std::size_t k = j;
-        while (k < n && s[k] == ' ') ++k;
-        if ((name == "begin" || name == "end") && k < n && s[k] == '{') {
-          std::size_t close = s.find('}', k);
-          if (close == std::string_view::npos) throw ParseError{"\\" + name + " without {environment}"};
-          push(T::Cmd, name + ":" + std::string(s.substr(k + 1, close - k - 1)));
-          i = close + 1;
-          continue;
-        }
-        if (is_text_command(name) && k < n && s[k] == '{') {
-          // Pure words become one symbol; anything else is read as math in braces.
-          std::size_t e = k + 1;
-          int letters = 0;
-          bool words_only = true;
-          while (e < n && s[e] != '}') {
-            if (is_alpha(s[e])) ++letters;
-            else if (s[e] != ' ') words_only = false;
-            ++e;
-          }
-          if (e < n && words_only && letters >= 2) {
-            std::string word;
-            for (std::size_t m = k + 1; m < e; ++m)
-              if (s[m] != ' ') word += lower(s[m]);
-            push(T::Word, word);
-            i = e + 1;
-            continue;
-          }
-          i = k;  // the brace group is lexed next and parsed as a group
-          continue;
-        }
-        if (is_layout_command(name)) {  // normally gone after normalization
-          i = j;
-          if ((name == "left" || name == "right") && i < n && s[i] == '.') ++i;
-          continue;
-        }
-        push(T::Cmd, name);
-        i = j;
-      } else if (d == '{' || d == '}') {
-        push(T::Cmd, std::string(1, d));
-        i += 2;
-      } else if (d == '%' || d == '|') {
-        push(T::Char, "", d);
-        i += 2;
-      } else if (d == ',' || d == '!' || d == ';' || d == ':' || d == ' ' || d == '$') {
-        i += 2;  // spacing (and \$) left over by normalization
-      } else {
-        throw ParseError{std::string("unknown command \\") + (static_cast<unsigned char>(d) < 128 ? std::string(1, d) : "?")};
-      }
-    } else if (std::string_view("+-*/^_()[]{},;=<>!|&%'").find(c) != std::string_view::npos) {
-      push(T::Char, "", c);
-      ++i;
-    } else {
-      throw ParseError{"unexpected character"};
-    }
-  }
-  push(T::End, "");
-  return out;
-}
-
-// ---------------------------------------------------------------- parser
 
 bool is_function_name(std::string_view n, Fn* fn) {
   struct Entry {
@@ -265,7 +63,7 @@ class Parser {
 
   std::int32_t parse_all() {
     std::int32_t r = list();
-    if (peek().t != T::End) fail("unexpected trailing input");
+    if (peek().t != TokKind::End) fail("unexpected trailing input");
     return r;
   }
 
@@ -283,8 +81,8 @@ class Parser {
     std::size_t j = pos_ + k;
     return t_[j < t_.size() ? j : t_.size() - 1];
   }
-  bool is_char(char c, std::size_t k = 0) const { return peek(k).t == T::Char && peek(k).c == c; }
-  bool is_cmd(std::string_view n) const { return peek().t == T::Cmd && peek().s == n; }
+  bool is_char(char c, std::size_t k = 0) const { return peek(k).t == TokKind::Char && peek(k).c == c; }
+  bool is_cmd(std::string_view n) const { return peek().t == TokKind::Cmd && peek().s == n; }
   void advance() {
     if (pos_ + 1 < t_.size()) ++pos_;
   }
@@ -370,8 +168,8 @@ class Parser {
 
   bool relation_op(RelOp* op) {
     const Tok& k = peek();
-    if (k.t == T::Cmd) return is_relation_cmd(k.s, op);
-    if (k.t != T::Char) return false;
+    if (k.t == TokKind::Cmd) return is_relation_cmd(k.s, op);
+    if (k.t != TokKind::Char) return false;
     if (k.c == '=') return *op = RelOp::Eq, true;
     if (k.c == '<') return *op = is_char('=', 1) ? RelOp::Le : RelOp::Lt, true;
     if (k.c == '>') return *op = is_char('=', 1) ? RelOp::Ge : RelOp::Gt, true;
@@ -387,7 +185,7 @@ class Parser {
     n.kind = Kind::Relation;
     n.kids.push_back(first);
     while (relation_op(&op)) {
-      const bool two_chars = peek().t == T::Char && (op == RelOp::Le || op == RelOp::Ge || op == RelOp::Ne);
+      const bool two_chars = peek().t == TokKind::Char && (op == RelOp::Le || op == RelOp::Ge || op == RelOp::Ne);
       advance();
       if (two_chars) advance();
       n.rels.push_back(op);
@@ -447,11 +245,11 @@ class Parser {
   bool starts_factor() const {
     const Tok& k = peek();
     switch (k.t) {
-      case T::Num:
-      case T::Letter:
-      case T::Word: return true;
-      case T::Char: return k.c == '(' || k.c == '{' || (k.c == '|' && abs_depth_ == 0);
-      case T::Cmd: {
+      case TokKind::Num:
+      case TokKind::Letter:
+      case TokKind::Word: return true;
+      case TokKind::Char: return k.c == '(' || k.c == '{' || (k.c == '|' && abs_depth_ == 0);
+      case TokKind::Cmd: {
         RelOp op;
         if (is_relation_cmd(k.s, &op)) return false;
         static const char* kNot[] = {"times", "cdot", "div", "pm", "mp", "cup", "}", "ast", "colon",
@@ -554,7 +352,7 @@ class Parser {
     }
     if (is_char('{')) return group('{', '}');
     if (is_char('(')) return bracket();
-    if (peek().t == T::Num) {  // "2^10" is 2^{10}, as math-verify reads it
+    if (peek().t == TokKind::Num) {  // "2^10" is 2^{10}, as math-verify reads it
       std::int32_t r = number(peek().s);
       advance();
       return r;
@@ -619,7 +417,7 @@ class Parser {
   std::int32_t arg() {
     if (is_char('{')) return group('{', '}');
     const Tok& k = peek();
-    if (k.t == T::Num) {
+    if (k.t == TokKind::Num) {
       if (k.s.size() > 1 && k.s[0] != '.') {  // \frac12: the first digit only
         std::int32_t r = number(k.s.substr(0, 1));
         t_[pos_].s.erase(0, 1);
@@ -629,7 +427,7 @@ class Parser {
       advance();
       return r;
     }
-    if (k.t == T::Letter || k.t == T::Word || k.t == T::Cmd) return primary();
+    if (k.t == TokKind::Letter || k.t == TokKind::Word || k.t == TokKind::Cmd) return primary();
     fail("missing argument");
   }
 
@@ -654,21 +452,21 @@ class Parser {
       Node n;
       n.kind = Kind::Mul;
       Fn other;
-      while (starts_factor() && !(peek().t == T::Cmd && is_function_name(peek().s, &other)))
+      while (starts_factor() && !(peek().t == TokKind::Cmd && is_function_name(peek().s, &other)))
         n.kids.push_back(power());
       if (n.kids.empty()) fail("function without an argument");
       x = n.kids.size() == 1 ? n.kids[0] : add(std::move(n));
     }
     std::int32_t call;
     if (fn == Fn::Log && base >= 0) call = func(Fn::Log, {x, base});
-    else if (fn == Fn::Log) call = func(Fn::Ln, {x});
+    else if (fn == Fn::Log) call = func(Fn::Log, {x, number("10")});  // \log x is base 10 (as Math-Verify)
     else call = func(fn, {x});
     return power_of >= 0 ? binary_node(Kind::Pow, call, power_of) : call;
   }
 
   std::int32_t matrix(const std::string& env) {
     if (env == "array" && is_char('{')) {  // column spec {cc}: skip it
-      while (!is_char('}') && peek().t != T::End) advance();
+      while (!is_char('}') && peek().t != TokKind::End) advance();
       expect_char('}');
     }
     Node n;
@@ -683,18 +481,18 @@ class Parser {
       row.clear();
     };
     for (;;) {
-      if (peek().t == T::Cmd && peek().s == "end:" + env) {
+      if (peek().t == TokKind::Cmd && peek().s == "end:" + env) {
         advance();
         break;
       }
-      if (peek().t == T::End) fail("\\begin{" + env + "} without \\end");
+      if (peek().t == TokKind::End) fail("\\begin{" + env + "} without \\end");
       row.push_back(sum());
       if (is_char('&')) {
         advance();
-      } else if (peek().t == T::RowSep) {
+      } else if (peek().t == TokKind::RowSep) {
         advance();
         end_row();
-      } else if (!(peek().t == T::Cmd && peek().s == "end:" + env)) {
+      } else if (!(peek().t == TokKind::Cmd && peek().s == "end:" + env)) {
         fail("unexpected token in matrix");
       }
     }
@@ -707,11 +505,11 @@ class Parser {
     DepthGuard g(*this);
     const Tok k = peek();
     switch (k.t) {
-      case T::Num: {
+      case TokKind::Num: {
         advance();
         return number(k.s);
       }
-      case T::Letter: {
+      case TokKind::Letter: {
         advance();
         std::string name = k.s;
         if (is_char('_')) {  // x_1, a_{n}
@@ -719,12 +517,12 @@ class Parser {
           if (is_char('{')) {
             advance();
             name += "_";
-            while (!is_char('}') && peek().t != T::End) {
-              name += peek().t == T::Char ? std::string(1, peek().c) : peek().s;
+            while (!is_char('}') && peek().t != TokKind::End) {
+              name += peek().t == TokKind::Char ? std::string(1, peek().c) : peek().s;
               advance();
             }
             expect_char('}');
-          } else if (peek().t == T::Num || peek().t == T::Letter) {
+          } else if (peek().t == TokKind::Num || peek().t == TokKind::Letter) {
             name += "_" + peek().s;
             advance();
           } else {
@@ -735,8 +533,8 @@ class Parser {
         if (name == "e") return leaf(Kind::Constant, "e");
         return symbol(name);
       }
-      case T::Word: advance(); return symbol(k.s);
-      case T::Char:
+      case TokKind::Word: advance(); return symbol(k.s);
+      case TokKind::Char:
         if (k.c == '(' || k.c == '[') return bracket();
         if (k.c == '{') return group('{', '}');
         if (k.c == '|') {
@@ -748,9 +546,9 @@ class Parser {
           return func(Fn::Abs, {x});
         }
         fail(std::string("unexpected '") + k.c + "'");
-      case T::Cmd: return command(k.s);
-      case T::RowSep: fail("unexpected '\\\\'");
-      case T::End: fail("unexpected end of answer");
+      case TokKind::Cmd: return command(k.s);
+      case TokKind::RowSep: fail("unexpected '\\\\'");
+      case TokKind::End: fail("unexpected end of answer");
     }
     fail("unexpected token");
   }
@@ -790,20 +588,20 @@ class Parser {
       Node n;
       n.kind = Kind::Set;
       n.open = '{';
-      if (!(peek().t == T::Cmd && peek().s == "}")) {
+      if (!(peek().t == TokKind::Cmd && peek().s == "}")) {
         n.kids.push_back(relation());
         while (is_char(',') || is_char(';')) {
           advance();
           n.kids.push_back(relation());
         }
       }
-      if (!(peek().t == T::Cmd && peek().s == "}")) fail("unclosed '\\{'");
+      if (!(peek().t == TokKind::Cmd && peek().s == "}")) fail("unclosed '\\{'");
       advance();
       return add(std::move(n));
     }
     if (name == "lfloor" || name == "lceil") {
       std::int32_t x = sum();
-      if (!(peek().t == T::Cmd && (peek().s == "rfloor" || peek().s == "rceil"))) fail("unclosed floor/ceiling");
+      if (!(peek().t == TokKind::Cmd && (peek().s == "rfloor" || peek().s == "rceil"))) fail("unclosed floor/ceiling");
       advance();
       return func(name == "lfloor" ? Fn::Floor : Fn::Ceil, {x});
     }

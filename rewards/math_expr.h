@@ -4,17 +4,18 @@
 // one arena (Expr::nodes, children by index). Supported: integers and decimals
 // (kept as exact rationals when they fit 128 bits), + - * / ^ with implicit
 // multiplication (2x, 2\sqrt{3}, 3\frac{1}{2} as a mixed number), \frac \sqrt[n]
-// \binom, |x|, n!, x%, \pi, e, \infty, the usual functions (\sin .. \ln \log_b \exp),
-// single-letter variables (case-insensitive, subscripts x_1), \text{word} as one
-// symbol, \pm, tuples and intervals ((a,b) [a,b) ...), sets (\{..\} and a bare
-// top-level list "1, 2"), \cup, pmatrix/bmatrix matrices, and relation chains
+// \binom, |x|, n!, x%, \pi, e, \infty, the usual functions (\sin .. \ln \log_b \exp;
+// \log alone is base 10, as Math-Verify reads it), single-letter variables
+// (case-insensitive, subscripts x_1), \text{word} as one symbol, \pm, tuples
+// and intervals ((a,b) [a,b) ...), sets (\{..\} and a bare top-level list
+// "1, 2"), \cup, pmatrix/bmatrix matrices, and relation chains
 // (= < > \le \ge \ne \in). Sums and products are n-ary and division is a product
 // with an inverse, so long chains do not make deep trees.
 //
 // Limits (documented, not bugs): no complex numbers (i is a variable), no
 // calculus, at most 3 \pm per answer, at most 20000 tokens, and about 50 levels
-// of nested brackets (kMaxDepth grammar levels). Anything else is a parse error with a short reason; no input makes
-// the parser crash or throw.
+// of nested brackets (kMaxDepth grammar levels). Anything else is a parse error
+// with a short reason; no input makes the parser crash or throw.
 #pragma once
 
 #include <cstdint>

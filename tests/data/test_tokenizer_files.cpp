@@ -7,9 +7,11 @@
 // and without fuse_unk, merges as strings and as pairs all give tokenizers' ids and decode;
 // every bad or unsupported file is an Error naming the file and the JSON path.
 // Goldens: tools/make_tokenizer_goldens.py goldens ("synthetic" section).
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -250,4 +252,33 @@ TEST_CASE("byte tokenizer: bytes, specials as whole tokens, exact round trips", 
   CHECK_THROWS_WITH(tok.token_text(272), Contains("names no token"));
   CHECK(tok.decode(std::vector<std::int32_t>{72, -5, 9999, 105}) == "Hi");
   for (std::int32_t id = 0; id < 272; ++id) CHECK(tok.token_id(tok.token_text(id)) == id);
+}
+
+TEST_CASE("tokenizer CLI: crucible tokenizer encode and decode", "[tokenizer]") {
+  auto run = [](const std::string& args) {
+    std::string out;
+    FILE* f = popen((std::string(CRUCIBLE_BINARY) + " " + args + " 2>&1").c_str(), "r");
+    REQUIRE(f);
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    return std::make_pair(pclose(f), out);
+  };
+  if (!std::filesystem::exists(CRUCIBLE_BINARY)) {
+    WARN("skipped: " << CRUCIBLE_BINARY << " not built");
+    return;
+  }
+  CHECK(run("tokenizer encode --tokenizer byte --text 'Hi<think>'") == std::make_pair(0, std::string("72,105,260\n")));
+  CHECK(run("tokenizer decode --tokenizer byte --ids 72,105,257 --skip-special") == std::make_pair(0, std::string("Hi\n")));
+  TempDir dir("cli");
+  dir.write("tokenizer.json", json::dump(synthetic().at("base")));
+  const auto tok = data::load_tokenizer(dir.path.string());
+  const std::vector<std::int32_t> ids = tok->encode("Hello world");
+  const auto [rc, out] = run("tokenizer encode --json --tokenizer " + dir.path.string() + " --text 'Hello world'");
+  REQUIRE(rc == 0);
+  const json::Value j = json::parse(out);
+  CHECK(ids_of(j.at("ids")) == ids);
+  CHECK(j.at("tokens").as_array()[1].as_string() == tok->token_text(ids[1]));
+  const auto [rc2, err] = run("tokenizer encode --tokenizer byte");
+  CHECK(rc2 != 0);
+  CHECK_THAT(err, Contains("give exactly one of --text or --file"));
 }
