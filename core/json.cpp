@@ -835,4 +835,20 @@ std::string quote(std::string_view s) {
   return out;
 }
 
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    if (p[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    const char* why = nullptr;
+    const int len = utf8_sequence_length(p + i, n - i, &why);
+    if (len == 0) return false;
+    i += static_cast<std::size_t>(len);
+  }
+  return true;
+}
+
 }  // namespace crucible::json

@@ -132,6 +132,9 @@ Value parse_file(const std::string& path);
 // (UTF-8) as is; a string that is not valid UTF-8 throws (parse() would reject it).
 std::string dump(const Value& v, int indent = -1);
 
+// True when s is well-formed UTF-8 (what JSON strings must hold).
+bool is_valid_utf8(std::string_view s);
+
 // Escapes a string as a JSON string literal (with the quotes), as dump() does.
 std::string quote(std::string_view s);
 

@@ -69,10 +69,6 @@ double score_completions(Transformer& model, std::vector<Sample>& s, const std::
   return entropy;
 }
 
-Tensor flat_f32(Arena& a) {
-  return a.flat().view_as(DType::F32, Shape{static_cast<std::int64_t>(a.bytes() / sizeof(float))});
-}
-
 }  // namespace
 
 GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, const TaskEnv& env,
@@ -191,7 +187,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       }
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), c.max_tokens_per_forward, sft.weight);
-      Tensor grads = flat_f32(policy.weights().grads());
+      Tensor grads = flat_gradients(policy.weights());
       comm.all_reduce(grads, dist::ReduceOp::Sum);
       last = opt.step(step, c.steps);
     }

@@ -77,6 +77,11 @@ StepStats AdamW::step(std::int64_t step_index, std::int64_t total_steps) {
   return st;
 }
 
+Tensor flat_gradients(ModelWeights& weights) {
+  Arena& g = weights.grads();
+  return g.flat().view_as(DType::F32, Shape{static_cast<std::int64_t>(g.bytes() / sizeof(float))});
+}
+
 void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std::int64_t>>& load, double gamma) {
   if (gamma == 0) return;
   const ModelConfig& c = weights.config();

@@ -56,6 +56,10 @@ class AdamW {
   std::int64_t updates_ = 0;  // AdamW bias-correction count
 };
 
+// The flat gradient buffer as FP32 elements (padding between tensors is zero), the
+// one tensor a data-parallel step all-reduces.
+Tensor flat_gradients(ModelWeights& weights);
+
 // The aux-loss-free balancing rule (DeepSeek-V3 §2.1.2): after a step, each MoE
 // layer's e_score_correction_bias moves by -gamma for overloaded experts and +gamma
 // for underloaded ones (load vs the layer's mean load).

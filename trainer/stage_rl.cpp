@@ -113,18 +113,6 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
   return summary;
 }
 
-namespace {
-// Byte-level models can emit invalid UTF-8; such text cannot be a JSONL record.
-bool is_utf8(const std::string& s) {
-  try {
-    json::quote(s);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-}  // namespace
-
 json::Value run_rejection_stage(RunContext& ctx, const StageSpec& spec, std::int64_t index) {
   const auto& c = std::get<RejectionStageConfig>(spec.body);
   const auto t0 = std::chrono::steady_clock::now();
@@ -162,7 +150,7 @@ json::Value run_rejection_stage(RunContext& ctx, const StageSpec& spec, std::int
       counts[5] += len_ok;
       // A well-formed sample also ends (EOS) within the budget.
       if ((!c.require_correct || s.correct) && (!c.require_format || (s.formatted && eos)) && lang_ok && len_ok &&
-          is_utf8(text)) {
+          json::is_valid_utf8(text)) {
         counts[1] += 1;
         json::Value j2 = json::Value::object();
         j2.set("id", p.id);

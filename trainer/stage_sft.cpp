@@ -16,20 +16,6 @@ namespace crucible::trainer {
 
 namespace {
 
-Tensor flat_f32(Arena& a) {
-  return a.flat().view_as(DType::F32, Shape{static_cast<std::int64_t>(a.bytes() / sizeof(float))});
-}
-
-// Byte-level models can emit invalid UTF-8; such text cannot be a JSONL record.
-bool is_utf8(const std::string& s) {
-  try {
-    json::quote(s);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
 // SFT examples of a data source: "" = the task's programmatic CoT, otherwise
 // a JSONL file of {prompt, response} / {messages} records, or the name of an
 // earlier stage whose data/<stage>.jsonl it wrote.
@@ -88,7 +74,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     const double global = comm.all_reduce_f64(response_tokens(mine), dist::ReduceOp::Sum);
     w.zero_grads();
     const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), c.max_tokens);
-    Tensor grads = flat_f32(w.grads());
+    Tensor grads = flat_gradients(w);
     comm.all_reduce(grads, dist::ReduceOp::Sum);
     const StepStats st = opt.step(step, c.steps);
     double sums[3] = {acc.loss_sum, acc.tokens, acc.all_tokens};
@@ -183,7 +169,7 @@ json::Value run_distill_stage(RunContext& ctx, const StageSpec& spec, std::int64
         const std::string text = ctx.env().tokenizer().decode(content);
         const Score s = scorer.score(prompts[i], ctx.env().full_completion(text), static_cast<std::int64_t>(outs[i].tokens.size()));
         ++generated;
-        if (s.correct && s.formatted && eos && is_utf8(text)) mine.emplace_back(prompts[i].question, text);
+        if (s.correct && s.formatted && eos && json::is_valid_utf8(text)) mine.emplace_back(prompts[i].question, text);
       }
     }
     // Each rank appends its share in rank order (one shared run directory).

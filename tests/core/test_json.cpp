@@ -548,3 +548,12 @@ TEST_CASE("json: parse speed on Qwen3 tokenizer.json", "[.][json-bench]") {
               static_cast<double>(text.size()) / 1e6, best * 1e3, static_cast<double>(text.size()) / 1e6 / best,
               static_cast<double>(out.size()) / 1e6 / dump_s);
 }
+
+TEST_CASE("is_valid_utf8 accepts well-formed text and rejects broken sequences", "[json]") {
+  CHECK(crucible::json::is_valid_utf8("plain ascii"));
+  CHECK(crucible::json::is_valid_utf8("\xE4\xB8\x96\xE7\x95\x8C \xF0\x9F\x98\x80"));  // 世界 😀
+  CHECK_FALSE(crucible::json::is_valid_utf8("\x89tail"));          // lone continuation byte
+  CHECK_FALSE(crucible::json::is_valid_utf8("\xC0\xAF"));          // overlong
+  CHECK_FALSE(crucible::json::is_valid_utf8("\xE4\xB8"));          // truncated
+  CHECK_FALSE(crucible::json::is_valid_utf8("\xED\xA0\x80"));      // encoded surrogate
+}
