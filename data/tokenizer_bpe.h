@@ -4,7 +4,9 @@
 //   model        BPE with vocab, merges as "a b" strings or ["a", "b"] pairs, ignore_merges,
 //                unk_token/fuse_unk; byte_fallback false, no dropout, no subword affixes
 //   added_tokens special and not, matched in the text before pre-tokenization with their
-//                lstrip / rstrip / single_word / normalized flags
+//                lstrip / rstrip / single_word / normalized flags; ids by tokenizers' rule
+//                (a vocabulary token keeps its id, a new one takes the next; a file that
+//                says otherwise gets a warning), normalized ones stored in NFC form
 //   normalizer   null, NFC, Sequence of those
 //   pre_tokenizer ByteLevel (add_prefix_space, use_regex = the GPT-2 split), or a Sequence of
 //                Split (Regex or String pattern; Removed, Isolated, MergedWithPrevious,

@@ -88,8 +88,8 @@ struct AddedToken {
 // tokenizers' AddedVocabulary::find_matches applies them.
 class AddedMatcher {
  public:
-  // `patterns[i]` is what token `tokens[i]` matches (its content, normalized for the
-  // normalized set).
+  // `patterns[i]` is what token `tokens[i]` matches (its content; the loader stores the
+  // content of a normalized token in normalized form).
   void build(std::vector<std::string> patterns, std::vector<const AddedToken*> tokens);
   bool empty() const { return tokens_.empty(); }
 

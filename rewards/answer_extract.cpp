@@ -186,7 +186,8 @@ std::optional<std::string> stated_answer(std::string_view text) {
     line = rest.substr(0, rest.find('\n'));
   }
   line = trim(line);
-  while (!line.empty() && (line.back() == '*' || line.back() == '.' || line.back() == '!')) line = trim(line.substr(0, line.size() - 1));
+  while (!line.empty() && (line.back() == '*' || line.back() == '.' || line.back() == '!'))
+    line = trim(line.substr(0, line.size() - 1));
   if (line.empty()) return std::nullopt;
 
   std::vector<MathSpan> spans = math_spans(line);

@@ -64,8 +64,10 @@ std::vector<RewardWeight> parse_reward_spec(std::string_view spec) {
   return out;
 }
 
-CompositeReward::CompositeReward(std::string_view spec, const json::Value& options) : weights_(parse_reward_spec(spec)) {
-  CRUCIBLE_USER_CHECK(options.is_null() || options.is_object(), "reward options must be a JSON object keyed by reward name");
+CompositeReward::CompositeReward(std::string_view spec, const json::Value& options)
+    : weights_(parse_reward_spec(spec)) {
+  CRUCIBLE_USER_CHECK(options.is_null() || options.is_object(),
+                      "reward options must be a JSON object keyed by reward name");
   if (options.is_object())
     for (const json::Member& m : options.as_object()) {
       bool used = false;
@@ -82,7 +84,12 @@ CompositeReward::CompositeReward(std::string_view spec, const json::Value& optio
 CompositeResult CompositeReward::score_all(const Sample& sample) const {
   CompositeResult r;
   for (std::size_t i = 0; i < rewards_.size(); ++i) {
-    CompositeResult::Part p{weights_[i].name, weights_[i].weight, rewards_[i]->score(sample)};
+    CompositeResult::Part p{weights_[i].name, weights_[i].weight, {}};
+    try {
+      p.r = rewards_[i]->score(sample);
+    } catch (...) {  // rewards do not throw; this keeps the composite's promise even if one did
+      p.r = RewardResult{0.0, "internal error in " + weights_[i].name, false};
+    }
     r.total += p.weight * p.r.score;
     r.data_error = r.data_error || p.r.data_error;
     r.parts.push_back(std::move(p));

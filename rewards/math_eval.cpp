@@ -3,6 +3,8 @@
 // Invariant: every node evaluation calls tick(), so the work of one comparison is
 // bounded by its step budget; no operation throws except OutOfBudget from tick().
 // Overflow of 128-bit rationals degrades to double, never to a wrong exact value.
+// Reference: Math-Verify compares by sympy evaluation (grader.py sympy_numeric_eq);
+// crucible evaluates exactly where it can instead of simplifying symbolically.
 #include "rewards/math_eval.h"
 
 #include <algorithm>
@@ -68,6 +70,7 @@ double rational_to_double(const Rational& r) {
 
 namespace {
 
+// An approximate result that overflowed from finite operands is undefined.
 Val finite_or_undef(double x, double a, double b = 0) {
   if (std::isnan(x)) return Val{};
   if (std::isinf(x) && std::isfinite(a) && std::isfinite(b)) return Val{};
@@ -116,8 +119,9 @@ namespace {
 Int128 exact_root(Int128 n, int k) {
   if (n < 0) return -1;
   if (n < 2) return n;
-  const double guess = std::pow(static_cast<double>(n), 1.0 / k);
-  for (Int128 c = static_cast<Int128>(std::llround(guess)) - 1; c <= static_cast<Int128>(std::llround(guess)) + 1; ++c) {
+  // n < 2^126, so the guess is below 2^63 for k >= 2 and converts to Int128 exactly enough.
+  const Int128 guess = static_cast<Int128>(std::round(std::pow(static_cast<double>(n), 1.0 / k)));
+  for (Int128 c = guess - 1; c <= guess + 1; ++c) {
     if (c < 0) continue;
     Int128 p = 1;
     bool overflow = false;

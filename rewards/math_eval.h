@@ -45,7 +45,8 @@ struct Val {
   bool is_exact() const { return s == S::Exact; }
 };
 
-// An approximate result that overflowed from finite operands is undefined.
+// Arithmetic on values: exact while both operands are and the result fits, else
+// double; an approximate result that overflowed from finite operands is undefined.
 Val v_add(const Val& a, const Val& b);
 Val v_neg(const Val& a);
 Val v_mul(const Val& a, const Val& b);

@@ -138,7 +138,8 @@ std::vector<Tok> lex(std::string_view s) {
       } else if (d == ',' || d == '!' || d == ';' || d == ':' || d == ' ' || d == '$') {
         i += 2;  // spacing (and \$) left over by normalization
       } else {
-        throw ParseError{std::string("unknown command \\") + (static_cast<unsigned char>(d) < 128 ? std::string(1, d) : "?")};
+        const bool ascii = static_cast<unsigned char>(d) < 128;
+        throw ParseError{std::string("unknown command \\") + (ascii ? std::string(1, d) : "?")};
       }
     } else if (std::string_view("+-*/^_()[]{},;=<>!|&%'").find(c) != std::string_view::npos) {
       push(TokKind::Char, "", c);

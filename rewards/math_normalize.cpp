@@ -292,7 +292,8 @@ std::string normalize_answer(std::string_view raw) {
   std::string s = replace_unicode(raw);
   s = strip_wrappers(s);
   // Degrees go before the command pass sees \circ.
-  for (std::string_view deg : {"{}^{\\circ}", "{}^\\circ", "^{\\circ}", "^\\circ", "^{\\degree}", "^\\degree", "\\degree", "\\circ"})
+  for (std::string_view deg :
+       {"{}^{\\circ}", "{}^\\circ", "^{\\circ}", "^\\circ", "^{\\degree}", "^\\degree", "\\degree", "\\circ"})
     s = replace_all(s, deg, "");
   s = replace_all(s, "\\text{\\%}", "\\%");
   s = clean_commands(s);

@@ -28,7 +28,8 @@ std::unique_ptr<Reward> make_reward(std::string_view name, const json::Value& op
   const json::Value& opts = options.is_null() ? empty : options;
   if (name == "correctness") return std::make_unique<CorrectnessReward>(correctness_config_from_json(opts));
   if (name == "format") return std::make_unique<FormatReward>(format_config_from_json(opts));
-  if (name == "language_consistency") return std::make_unique<LanguageConsistencyReward>(language_config_from_json(opts));
+  if (name == "language_consistency")
+    return std::make_unique<LanguageConsistencyReward>(language_config_from_json(opts));
   if (name == "length") return std::make_unique<LengthReward>(length_config_from_json(opts));
   std::string known;
   for (const std::string& n : reward_names()) known += (known.empty() ? "" : ", ") + n;

@@ -8,6 +8,7 @@
 // Reference: reference/r1_recipe.md §3.2-3.3, §6.1 (DAPO Eq. 13); DESIGN.md §5.
 #include <chrono>
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,8 @@ TEST_CASE("format: one think block, then a non-empty answer", "[rewards][format]
   };
   for (const Bad& b : {Bad{"<think>r</think>", "no answer"}, Bad{"<think>r</think>  \n ", "no answer"},
                        Bad{"<think>  </think>answer", "empty"}, Bad{"<think>r", "not closed"},
-                       Bad{"<think>a</think>b</think>c", "2 </think>"}, Bad{"<think>a<think>b</think>c", "<think> tags"},
+                       Bad{"<think>a</think>b</think>c", "2 </think>"},
+                       Bad{"<think>a<think>b</think>c", "<think> tags"},
                        Bad{"", "not closed"}, Bad{"just an answer", "not closed"}}) {
     INFO(b.text);
     const rw::RewardResult r = f.score(sample(b.text));
@@ -204,4 +206,27 @@ TEST_CASE("no input crashes or hangs a reward", "[rewards][robust]") {
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(s < 10.0);
+}
+
+TEST_CASE("random LaTeX token soup never throws and scores within range", "[rewards][robust]") {
+  // The fuzz target mutates bytes; this mixes whole LaTeX tokens, which reach deeper into the parser.
+  static const char* kTokens[] = {"\\frac", "\\dfrac", "\\sqrt", "[", "]", "{", "}", "(", ")", "\\{", "\\}", "^", "_",
+                                  "+", "-", "*", "/", "=", "<", "\\le", ",", "x", "y", "e", "\\pi", "\\infty", "1",
+                                  "23", "0.5", ".", "%", "\\%", "!", "|", "\\pm", "\\cup", "\\in", "\\text{", "cm",
+                                  "\\left(", "\\right)", "\\boxed{", "</think>", "<think>", "$", "\\\\", "&",
+                                  "\\begin{pmatrix}", "\\end{pmatrix}", "\\sin", "\\log_", "\\binom", " ", "\\,"};
+  const rw::CompositeReward all("correctness=1,format=1");
+  std::mt19937_64 gen(7);
+  for (int it = 0; it < 3000; ++it) {
+    std::string a, b;
+    const int n = 1 + static_cast<int>(gen() % 24), m = 1 + static_cast<int>(gen() % 12);
+    for (int i = 0; i < n; ++i) a += kTokens[gen() % std::size(kTokens)];
+    for (int i = 0; i < m; ++i) b += kTokens[gen() % std::size(kTokens)];
+    INFO("completion '" << a << "' answer '" << b << "'");
+    rw::CompositeResult r;
+    REQUIRE_NOTHROW(r = all.score_all(sample("<think>r</think>\\boxed{" + a + "}", b)));
+    REQUIRE(r.parts.size() == 2);
+    CHECK((r.parts[0].r.score == 0.0 || r.parts[0].r.score == 1.0));
+    if (r.parts[0].r.data_error) CHECK(r.parts[0].r.score == 0.0);
+  }
 }
