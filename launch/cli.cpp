@@ -42,6 +42,7 @@ constexpr Command kCommands[] = {
     {"generate", "sample completions with a KV cache", cmd_generate},
     {"tokenizer", "encode or decode text with a tokenizer.json (or the byte tokenizer)", cmd_tokenizer},
     {"data", "make and check datasets: verifiable tasks (arithmetic, countdown), JSONL checks", cmd_data},
+    {"score", "score completions offline with weighted rule rewards (reward ablations)", cmd_score},
     {"info", "print the build, the devices and the MPI ranks", cmd_info},
 };
 

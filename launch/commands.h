@@ -21,6 +21,7 @@ int cmd_data(const CommandContext& ctx, const std::vector<std::string>& args);
 int cmd_run(const CommandContext& ctx, const std::vector<std::string>& args);
 int cmd_ablate(const CommandContext& ctx, const std::vector<std::string>& args);
 int cmd_tokenizer(const CommandContext& ctx, const std::vector<std::string>& args);
+int cmd_score(const CommandContext& ctx, const std::vector<std::string>& args);
 int cmd_generate(const CommandContext& ctx, const std::vector<std::string>& args);
 
 }  // namespace crucible::launch

@@ -1,32 +1,14 @@
 // trainer/scorer.cpp: the training composite and the reported measures.
 #include "trainer/scorer.h"
 
-#include <charconv>
-#include <sstream>
 
 #include "core/error.h"
 #include "rewards/answer_extract.h"
 
 namespace crucible::trainer {
 
-Scorer::Scorer(const std::string& reward_spec, const std::string& task) : spec_(reward_spec), task_(task) {
-  // "name=weight,name=weight"; a bare name has weight 1.
-  std::stringstream ss(reward_spec);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    const auto eq = item.find('=');
-    const std::string name = item.substr(0, eq);
-    double weight = 1.0;
-    if (eq != std::string::npos) {
-      const std::string w = item.substr(eq + 1);
-      const auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), weight);
-      CRUCIBLE_USER_CHECK(ec == std::errc() && p == w.data() + w.size(), "reward spec '", reward_spec,
-                          "': weight of ", name, " is not a number: '", w, "'");
-    }
-    train_.emplace_back(rewards::make_reward(name), weight);
-  }
-  CRUCIBLE_USER_CHECK(!train_.empty(), "reward spec '", reward_spec, "' names no reward");
+Scorer::Scorer(const std::string& reward_spec, const std::string& task)
+    : spec_(reward_spec), task_(task), train_(std::make_unique<rewards::CompositeReward>(reward_spec)) {
   correctness_ = rewards::make_reward("correctness");
   format_ = rewards::make_reward("format");
 }
@@ -55,11 +37,11 @@ Score Scorer::score(const PromptItem& prompt, const std::string& completion, std
     }
   }
   out.formatted = format_->score(s).score >= 1.0;
-  for (const auto& [reward, weight] : train_) {
-    double v = reward->score(s).score;
-    if (reward->name() == "correctness") v = out.correct ? 1.0 : 0.0;
-    out.reward += weight * v;
-    out.components.emplace_back(reward->name(), v);
+  for (const auto& part : train_->score_all(s).parts) {
+    // Countdown correctness is the verifier's, not the text comparison's.
+    const double v = part.name == "correctness" ? (out.correct ? 1.0 : 0.0) : part.r.score;
+    out.reward += part.weight * v;
+    out.components.emplace_back(part.name, v);
   }
   return out;
 }

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "rewards/reward.h"
+#include "rewards/composite.h"
 #include "trainer/task_env.h"
 
 namespace crucible::trainer {
@@ -32,7 +32,7 @@ class Scorer {
 
  private:
   std::string spec_, task_;
-  std::vector<std::pair<std::unique_ptr<rewards::Reward>, double>> train_;  // reward, weight
+  std::unique_ptr<rewards::CompositeReward> train_;
   std::unique_ptr<rewards::Reward> correctness_, format_;
 };
 
