@@ -148,6 +148,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
   // 4. Updates: ppo_epochs x mini_batches, each normalized over its global mini-batch.
   PolicyLossStats total;
   StepStats last{};
+  std::vector<std::vector<std::int64_t>> load;  // expert load of the forwards of one update
   for (std::int64_t epoch = 0; epoch < c.ppo_epochs; ++epoch) {
     for (std::int64_t mb = 0; mb < c.mini_batches; ++mb) {
       std::vector<std::size_t> part;
@@ -183,6 +184,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
         total.kl_sum += ps.kl_sum;
         total.clipped_tokens += ps.clipped_tokens;
         total.tokens += ps.tokens;
+        add_expert_load(load, policy.expert_load(st));
         policy.backward(d, st);
       }
       if (has_sft)
@@ -190,6 +192,8 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       Tensor grads = flat_gradients(policy.weights());
       comm.all_reduce(grads, dist::ReduceOp::Sum);
       last = opt.step(step, c.steps);
+      balance_router(policy.weights(), std::move(load), comm);
+      load.clear();
     }
   }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "kernels/adamw.h"
 
 namespace crucible::trainer {
@@ -104,6 +105,19 @@ void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std
       b.data<float>()[e] += static_cast<float>(n > mean ? -gamma : n < mean ? gamma : 0.0);
     }
   }
+}
+
+void balance_router(ModelWeights& weights, std::vector<std::vector<std::int64_t>> load, dist::Communicator& comm) {
+  const ModelConfig& c = weights.config();
+  if (c.bias_update_speed == 0 || c.n_routed_experts == 0) return;
+  // Every rank reduces the same shape, also a rank that saw no tokens this step.
+  std::vector<std::vector<std::int64_t>> total;
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (c.is_moe_layer(l)) total.emplace_back(static_cast<std::size_t>(c.n_routed_experts), 0);
+  for (std::size_t l = 0; l < load.size() && l < total.size(); ++l)
+    for (std::size_t e = 0; e < load[l].size() && e < total[l].size(); ++e) total[l][e] += load[l][e];
+  for (auto& layer : total) comm.all_reduce_i64(std::span<std::int64_t>(layer), dist::ReduceOp::Sum);
+  update_router_bias(weights, total, c.bias_update_speed);
 }
 
 }  // namespace crucible::trainer

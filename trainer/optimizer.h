@@ -66,3 +66,15 @@ Tensor flat_gradients(ModelWeights& weights);
 void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std::int64_t>>& load, double gamma);
 
 }  // namespace crucible::trainer
+
+namespace crucible::dist {
+class Communicator;
+}
+
+namespace crucible::trainer {
+
+// Sums the step's expert loads over ranks and applies update_router_bias with the
+// model's bias_update_speed (nothing for dense models or gamma = 0).
+void balance_router(ModelWeights& weights, std::vector<std::vector<std::int64_t>> load, dist::Communicator& comm);
+
+}  // namespace crucible::trainer

@@ -10,6 +10,15 @@ double response_tokens(std::span<const data::TokenizedExample> examples) {
   return n;
 }
 
+void add_expert_load(std::vector<std::vector<std::int64_t>>& total, const std::vector<std::vector<std::int64_t>>& part) {
+  if (total.empty()) {
+    total = part;
+    return;
+  }
+  for (std::size_t l = 0; l < part.size(); ++l)
+    for (std::size_t e = 0; e < part[l].size(); ++e) total[l][e] += part[l][e];
+}
+
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
                                double norm_tokens, std::int64_t max_tokens, double weight) {
   SftAccumulation acc;
@@ -32,6 +41,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
       d[t] = static_cast<float>(-weight * mask[t] / norm_tokens);
     }
     acc.all_tokens += static_cast<double>(T);
+    add_expert_load(acc.expert_load, model.expert_load(st));
     model.backward(dlogp, st);
   }
   return acc;

@@ -13,7 +13,12 @@ struct SftAccumulation {
   double loss_sum = 0;  // Σ -logp over response tokens (unweighted)
   double tokens = 0;    // response tokens seen
   double all_tokens = 0;
+  // Tokens routed to each expert of each MoE layer (for the aux-loss-free bias rule).
+  std::vector<std::vector<std::int64_t>> expert_load;
 };
+
+// Adds `part` into `total` (expert loads of several forwards).
+void add_expert_load(std::vector<std::vector<std::int64_t>>& total, const std::vector<std::vector<std::int64_t>>& part);
 
 // Packs `examples` into rows of at most max_tokens and accumulates into the model's
 // gradient arena the gradient of weight * Σ_response (-logp) / norm_tokens, where

@@ -150,7 +150,7 @@ json::Value run_rejection_stage(RunContext& ctx, const StageSpec& spec, std::int
       counts[5] += len_ok;
       // A well-formed sample also ends (EOS) within the budget.
       if ((!c.require_correct || s.correct) && (!c.require_format || (s.formatted && eos)) && lang_ok && len_ok &&
-          json::is_valid_utf8(text)) {
+          !text.empty() && json::is_valid_utf8(text)) {
         counts[1] += 1;
         json::Value j2 = json::Value::object();
         j2.set("id", p.id);

@@ -77,6 +77,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     Tensor grads = flat_gradients(w);
     comm.all_reduce(grads, dist::ReduceOp::Sum);
     const StepStats st = opt.step(step, c.steps);
+    balance_router(w, acc.expert_load, comm);
     double sums[3] = {acc.loss_sum, acc.tokens, acc.all_tokens};
     comm.all_reduce_f64(std::span<double>(sums, 3), dist::ReduceOp::Sum);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -22,6 +22,11 @@ namespace {
 
 const std::string kConfig = std::string(CRUCIBLE_SOURCE_DIR) + "/tests/trainer/pipeline_tiny.toml";
 
+// A run directory of this test process (two test runs on one machine must not share one).
+std::string temp_run(const std::string& name) {
+  return (fs::temp_directory_path() / ("crucible_" + name + "_" + std::to_string(::getpid()))).string();
+}
+
 int run(const std::string& cmd, std::string* out = nullptr) {
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   std::string text;
@@ -57,7 +62,7 @@ bool same_weights(const std::string& a, const std::string& b) {
 }  // namespace
 
 TEST_CASE("a tiny pipeline runs every stage kind and writes the run directory", "[pipeline]") {
-  const std::string dir = (fs::temp_directory_path() / "crucible_pipeline_full").string();
+  const std::string dir = temp_run("pipeline_full");
   fs::remove_all(dir);
   std::string out;
   REQUIRE(run(crucible_run(dir), &out) == 0);
@@ -101,8 +106,8 @@ TEST_CASE("a tiny pipeline runs every stage kind and writes the run directory", 
 }
 
 TEST_CASE("a run killed with SIGKILL mid-stage resumes to the same result, bit for bit", "[pipeline][resume]") {
-  const std::string a = (fs::temp_directory_path() / "crucible_pipeline_a").string();
-  const std::string b = (fs::temp_directory_path() / "crucible_pipeline_b").string();
+  const std::string a = temp_run("pipeline_a");
+  const std::string b = temp_run("pipeline_b");
   fs::remove_all(a);
   fs::remove_all(b);
   const std::string only_sft = "--set 'run.stages=[\"sft\"]' --set stages.sft.steps=16";
@@ -138,8 +143,8 @@ TEST_CASE("mpirun -np 2 gives the losses of one rank on the same global batch", 
     WARN("mpirun not found; skipped");
     return;
   }
-  const std::string one = (fs::temp_directory_path() / "crucible_pipeline_np1").string();
-  const std::string two = (fs::temp_directory_path() / "crucible_pipeline_np2").string();
+  const std::string one = temp_run("pipeline_np1");
+  const std::string two = temp_run("pipeline_np2");
   fs::remove_all(one);
   fs::remove_all(two);
   const std::string args = "--set 'run.stages=[\"sft\",\"grpo\"]' --set stages.sft.steps=6";
