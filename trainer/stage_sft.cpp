@@ -36,6 +36,7 @@ class SftSource {
     }
     CRUCIBLE_USER_CHECK(!examples_.empty(), "SFT data ", path, " holds no examples");
   }
+  std::size_t size() const { return examples_.size(); }  // 0 for the task's own CoT
   data::TokenizedExample get(std::uint64_t i) const {
     if (examples_.empty()) return ctx_.env().sft_example(i, data::Split::Train);
     return examples_[i % examples_.size()];
@@ -204,8 +205,13 @@ json::Value run_distill_stage(RunContext& ctx, const StageSpec& spec, std::int64
   summary.set("kind", "distill");
   summary.set("teacher", c.teacher);
   summary.set("model", c.model);
-  summary.set("traces_kept", rs.at("traces_kept"));
-  summary.set("traces_generated", rs.at("traces_generated"));
+  if (c.data.empty()) {
+    summary.set("traces_kept", rs.at("traces_kept"));
+    summary.set("traces_generated", rs.at("traces_generated"));
+  } else {
+    summary.set("data", c.data);
+  }
+  summary.set("examples", static_cast<std::int64_t>(src.size()));
   summary.set("after", maybe_eval(ctx, c.model, c.eval, 3000 + static_cast<std::uint64_t>(index)));
   summary.set("teacher_eval", maybe_eval(ctx, c.teacher, c.eval, 3000 + static_cast<std::uint64_t>(index)));
   summary.set("tokens_per_s", tps);
