@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "core/stream.h"
 #include "core/tensor.h"
 
 namespace crucible::ops {
@@ -22,10 +23,28 @@ struct AdamWStep {
   std::int64_t step = 1;  // 1-based, for bias correction
 };
 
-// param, grad: FP32 [n]; m, v: FP32 or BF16 [n] (same dtype). In place.
-void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s);
+// param, grad: FP32 [n]; m, v: FP32 or BF16 [n] (same dtype); all on one device. In
+// place. On a CUDA device it runs on `stream`, asynchronously, and gives the CPU's
+// bits (tests/gpu/test_adamw.cpp).
+void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s,
+                  const Stream& stream = Stream());
 
-// Σ g^2 over a FP32 tensor in double (for the global gradient norm).
-double sum_squares(const Tensor& x);
+// Σ g^2 over a FP32 tensor in double (for the global gradient norm). On a CUDA
+// device it waits for `stream` to return the value; the sum's order is fixed by
+// numel alone (deterministic), not the CPU's.
+double sum_squares(const Tensor& x, const Stream& stream = Stream());
+
+// The per-step scalars of the update, computed once on the host (bias corrections
+// in double, then rounded to float), so that the CPU and CUDA twins see the same
+// floats. Every product in the update is one of these times a value.
+struct AdamWScalars {
+  float beta1, beta2;
+  float one_minus_beta1, one_minus_beta2;  // 1 - beta in float, as the formula reads
+  float eps, grad_scale;
+  float step_size;     // lr / (1 - beta1^t)
+  float inv_sqrt_bc2;  // 1 / sqrt(1 - beta2^t)
+  float decay;         // lr * weight_decay
+};
+AdamWScalars adamw_scalars(const AdamWStep& s);
 
 }  // namespace crucible::ops

@@ -50,7 +50,7 @@ int main() {
   cudaFree(dst);
 
   std::printf("%-34s %10s %10s %10s\n", "fp8 quantize (e4m3)", "us", "GB/s", "vs copy");
-  std::printf("%-34s %10s %10.0f %10.2f\n", "device-to-device copy (1 GiB)", "", copy_gbs, 1.0);
+  std::printf("%-34s %10.1f %10.0f %10.2f\n", "device-to-device copy (1 GiB)", copy_ms * 1e3, copy_gbs, 1.0);
   struct Case { const char* name; std::int64_t rows, cols; ScaleLayout layout; };
   const Case cases[] = {{"act 1x128 [4096, 7168]", 4096, 7168, ScaleLayout::Tile1x128},
                         {"act 1x128 [16384, 7168]", 16384, 7168, ScaleLayout::Tile1x128},

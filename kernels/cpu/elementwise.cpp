@@ -8,6 +8,8 @@
 // the compiler can vectorize, with error <= (D / kLanes + log2 kLanes) * 2^-24 * sum|terms|.
 // Parameter gradients (RMSNorm dw) are summed over tokens ascending into a scratch
 // vector and then added (+=); embedding's scatter adds token by token, ascending.
+// Dtypes, shapes and devices are validated by the ops:: layer (kernels/elementwise.cpp);
+// the checks here are those that read values (token ids, positions in range).
 // Reference: RMSNorm (Zhang & Sennrich 2019) as in HF LlamaRMSNorm; SwiGLU (Shazeer
 // 2020); RoPE (Su et al. 2021), interleaved pairs for DeepSeek (reference/
 // deepseek_v3_fp8.md §2.3), rotate_half for Llama/Qwen (transformers apply_rotary_pos_emb).
@@ -17,9 +19,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/elementwise.h"
+#include "kernels/cpu/elementwise_cpu.h"
 
-namespace crucible::ops {
+namespace crucible::cpu {
 
 namespace {
 
@@ -28,20 +30,6 @@ constexpr std::int64_t kLanes = 8;
 std::string describe(const Tensor& t, const char* role) {
   return std::string(role) + " '" + (t.name().empty() ? "<unnamed>" : t.name()) + "' " +
          t.shape().str();
-}
-
-void check_cpu(const Tensor& t, const char* op, const char* role, DType dtype) {
-  CRUCIBLE_CHECK(t.defined(), op, ": ", role, " is undefined");
-  CRUCIBLE_CHECK(t.device().is_cpu(), op, ": ", describe(t, role), " must be on the cpu, got ",
-                 t.device().str());
-  CRUCIBLE_CHECK(t.dtype() == dtype, op, ": ", describe(t, role), " must be ", dtype_name(dtype),
-                 ", got ", dtype_name(t.dtype()));
-}
-
-void check_same_shape(const Tensor& t, const Tensor& ref, const char* op, const char* role,
-                      const char* ref_role) {
-  CRUCIBLE_CHECK(t.shape() == ref.shape(), op, ": ", describe(t, role), " must have the shape of ",
-                 describe(ref, ref_role));
 }
 
 // sum_i a[i] * b[i] in the fixed lane order described at the top of the file.
@@ -66,20 +54,7 @@ float sigmoid(float g) { return 1.0f / (1.0f + std::exp(-g)); }
 // ---------------------------------------------------------------------------- RMSNorm
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
-  const char* op = "rmsnorm_forward";
-  check_cpu(x, op, "x", DType::F32);
-  check_cpu(w, op, "w", DType::F32);
-  check_cpu(y, op, "y", DType::F32);
-  check_cpu(rstd, op, "rstd", DType::F32);
-  CRUCIBLE_CHECK(x.rank() >= 1, op, ": ", describe(x, "x"), " must have rank >= 1");
   const std::int64_t D = x.dim(-1), T = rows_of(x);
-  CRUCIBLE_CHECK(w.rank() == 1 && w.dim(0) == D, op, ": ", describe(w, "w"), " must be [", D,
-                 "] to match ", describe(x, "x"));
-  check_same_shape(y, x, op, "y", "x");
-  CRUCIBLE_CHECK(rstd.numel() == T, op, ": ", describe(rstd, "rstd"), " must hold ", T,
-                 " values (one per row of ", describe(x, "x"), ")");
-  CRUCIBLE_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
-
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   float* yp = y.data<float>();
@@ -98,23 +73,7 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Ten
 //   dx_i = r (dy_i w_i - x_i * r^2 / D * sum_j dy_j w_j x_j);  dw_i += sum_t dy_i x_i r.
 void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
                       Tensor& dx, Tensor& dw) {
-  const char* op = "rmsnorm_backward";
-  check_cpu(dy, op, "dy", DType::F32);
-  check_cpu(x, op, "x", DType::F32);
-  check_cpu(w, op, "w", DType::F32);
-  check_cpu(rstd, op, "rstd", DType::F32);
-  check_cpu(dx, op, "dx", DType::F32);
-  check_cpu(dw, op, "dw", DType::F32);
-  CRUCIBLE_CHECK(x.rank() >= 1, op, ": ", describe(x, "x"), " must have rank >= 1");
   const std::int64_t D = x.dim(-1), T = rows_of(x);
-  check_same_shape(dy, x, op, "dy", "x");
-  check_same_shape(dx, x, op, "dx", "x");
-  CRUCIBLE_CHECK(w.rank() == 1 && w.dim(0) == D, op, ": ", describe(w, "w"), " must be [", D,
-                 "] to match ", describe(x, "x"));
-  check_same_shape(dw, w, op, "dw", "w");
-  CRUCIBLE_CHECK(rstd.numel() == T, op, ": ", describe(rstd, "rstd"), " must hold ", T,
-                 " values (one per row of ", describe(x, "x"), ")");
-
   const float* gp = dy.data<float>();
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
@@ -139,12 +98,6 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const 
 // ----------------------------------------------------------------------------- SwiGLU
 
 void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
-  const char* op = "swiglu_forward";
-  check_cpu(gate, op, "gate", DType::F32);
-  check_cpu(up, op, "up", DType::F32);
-  check_cpu(out, op, "out", DType::F32);
-  check_same_shape(up, gate, op, "up", "gate");
-  check_same_shape(out, gate, op, "out", "gate");
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* o = out.data<float>();
@@ -154,16 +107,6 @@ void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
 // silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g); finite for every finite g.
 void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
                      Tensor& dup) {
-  const char* op = "swiglu_backward";
-  check_cpu(dout, op, "dout", DType::F32);
-  check_cpu(gate, op, "gate", DType::F32);
-  check_cpu(up, op, "up", DType::F32);
-  check_cpu(dgate, op, "dgate", DType::F32);
-  check_cpu(dup, op, "dup", DType::F32);
-  check_same_shape(up, gate, op, "up", "gate");
-  check_same_shape(dout, gate, op, "dout", "gate");
-  check_same_shape(dgate, gate, op, "dgate", "gate");
-  check_same_shape(dup, gate, op, "dup", "gate");
   const float* go = dout.data<float>();
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
@@ -179,18 +122,9 @@ void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, T
 // -------------------------------------------------------------------------- Embedding
 
 namespace {
-// ids [T] i32, a table [V, D] and a [T, D] activation; every id checked in range.
-void check_embedding(const char* op, const Tensor& ids, const Tensor& table, const char* table_role,
-                     const Tensor& act, const char* act_role) {
-  check_cpu(ids, op, "ids", DType::I32);
-  check_cpu(table, op, table_role, DType::F32);
-  check_cpu(act, op, act_role, DType::F32);
-  CRUCIBLE_CHECK(ids.rank() == 1, op, ": ", describe(ids, "ids"), " must be [tokens]");
-  CRUCIBLE_CHECK(table.rank() == 2, op, ": ", describe(table, table_role), " must be [vocab, dim]");
-  const std::int64_t T = ids.dim(0), V = table.dim(0), D = table.dim(1);
-  CRUCIBLE_CHECK(act.rank() == 2 && act.dim(0) == T && act.dim(1) == D, op, ": ",
-                 describe(act, act_role), " must be [", T, ", ", D, "] for ", describe(ids, "ids"),
-                 " and ", describe(table, table_role));
+// Every id of ids [T] in [0, V) of the table [V, D].
+void check_ids(const char* op, const Tensor& ids, const Tensor& table, const char* table_role) {
+  const std::int64_t T = ids.dim(0), V = table.dim(0);
   const std::int32_t* id = ids.data<std::int32_t>();
   for (std::int64_t t = 0; t < T; ++t)
     CRUCIBLE_CHECK(id[t] >= 0 && id[t] < V, op, ": token id ", id[t], " at position ", t, " of ",
@@ -200,7 +134,7 @@ void check_embedding(const char* op, const Tensor& ids, const Tensor& table, con
 }  // namespace
 
 void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) {
-  check_embedding("embedding_forward", ids, table, "table", out, "out");
+  check_ids("embedding_forward", ids, table, "table");
   const std::int64_t T = ids.dim(0), D = table.dim(1);
   const std::int32_t* id = ids.data<std::int32_t>();
   const float* tab = table.data<float>();
@@ -211,7 +145,7 @@ void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) {
 }
 
 void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable) {
-  check_embedding("embedding_backward", ids, dtable, "dtable", dout, "dout");
+  check_ids("embedding_backward", ids, dtable, "dtable");
   const std::int64_t T = ids.dim(0), D = dtable.dim(1);
   const std::int32_t* id = ids.data<std::int32_t>();
   const float* g = dout.data<float>();
@@ -233,24 +167,11 @@ void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable) {
 // interleaved: a = x[2i], b = x[2i + 1];  half-split: a = x[i], b = x[i + rot/2].
 void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& sin, std::int64_t rot,
                 bool interleaved, bool inverse) {
-  const char* op = "rope_apply";
-  check_cpu(x, op, "x", DType::F32);
-  check_cpu(pos, op, "pos", DType::I32);
-  check_cpu(cos, op, "cos", DType::F32);
-  check_cpu(sin, op, "sin", DType::F32);
-  CRUCIBLE_CHECK(x.rank() == 3, op, ": ", describe(x, "x"), " must be [tokens, heads, dim]");
   const std::int64_t T = x.dim(0), H = x.dim(1), d = x.dim(2), half = rot / 2;
-  CRUCIBLE_CHECK(rot > 0 && rot % 2 == 0 && rot <= d, op, ": rot = ", rot,
-                 " must be even, > 0 and <= the head dim of ", describe(x, "x"));
-  CRUCIBLE_CHECK(pos.rank() == 1 && pos.dim(0) == T, op, ": ", describe(pos, "pos"), " must be [",
-                 T, "] for ", describe(x, "x"));
-  CRUCIBLE_CHECK(cos.rank() == 2 && cos.dim(1) == half, op, ": ", describe(cos, "cos"),
-                 " must be [max_pos, ", half, "] for rot = ", rot);
-  check_same_shape(sin, cos, op, "sin", "cos");
   const std::int64_t max_pos = cos.dim(0);
   const std::int32_t* pp = pos.data<std::int32_t>();
   for (std::int64_t t = 0; t < T; ++t)
-    CRUCIBLE_CHECK(pp[t] >= 0 && pp[t] < max_pos, op, ": position ", pp[t], " of token ", t,
+    CRUCIBLE_CHECK(pp[t] >= 0 && pp[t] < max_pos, "rope_apply: position ", pp[t], " of token ", t,
                    " is outside the rope table [0, ", max_pos, ") of ", describe(cos, "cos"));
 
   // The inverse is the same rotation with sin negated.
@@ -281,4 +202,4 @@ void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& s
   }
 }
 
-}  // namespace crucible::ops
+}  // namespace crucible::cpu
