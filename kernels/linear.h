@@ -14,8 +14,14 @@
 //           Wgrad  dW = dy^T x   dy^T and x^T: 1x128 tiles along tokens (K = tokens)
 // Gradient contract: activation gradients are written (=), parameter gradients
 // accumulated (+=).
+//
+// Devices: all tensors of one call live on one device. CPU tensors run the reference
+// (kernels/cpu/linear.cpp; `stream` is ignored); CUDA tensors run the cuBLASLt twin
+// (kernels/cuda/linear_cuda.h) on `stream`, asynchronously. The CUDA twin takes beta 0 or
+// 1 only, and its Fp8 mode needs a Hopper GPU (compute capability 9.x).
 #pragma once
 
+#include "core/stream.h"
 #include "core/tensor.h"
 
 namespace crucible::ops {
@@ -24,15 +30,17 @@ enum class GemmPrecision : std::uint8_t { Fp32, Bf16, Fp8 };
 
 // x [T, in], w [out, in], bias [out] or undefined -> y [T, out] (written).
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-                    GemmPrecision p = GemmPrecision::Fp32);
+                    GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
 
 // dy [T, out]; dx [T, in] written unless undefined; dw [out, in] +=; dbias [out] +=
 // unless undefined.
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
-                     Tensor& dbias, GemmPrecision p = GemmPrecision::Fp32);
+                     Tensor& dbias, GemmPrecision p = GemmPrecision::Fp32,
+                     const Stream& stream = Stream());
 
 // C [M, N] = A [M, K] * B [N, K]^T (the GEMM all of the above reduce to), in p.
 // beta = 0 overwrites C, beta = 1 accumulates into it.
-void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p);
+void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p,
+             const Stream& stream = Stream());
 
 }  // namespace crucible::ops

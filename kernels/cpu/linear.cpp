@@ -11,6 +11,7 @@
 // (OpenBLAS splits M/N, never K, across threads).
 // Reference: reference/deepseek_v3_fp8.md §4 (1x128 / 128x128 scaling, promotion every
 // N_C = 128), DeepSeek-V3 report §3.3.2; DeepGEMM sm90 fp8_gemm (promotion epilogue).
+// The public ops at the end also dispatch CUDA tensors to the twin (kernels/cuda/linear_cuda.h).
 #include <cblas.h>
 
 #include <algorithm>
@@ -22,6 +23,9 @@
 #include "core/fp8_tensor.h"
 #include "core/numerics.h"
 #include "kernels/linear.h"
+#ifdef CRUCIBLE_WITH_CUDA
+#include "kernels/cuda/linear_cuda.h"
+#endif
 
 namespace crucible::ops {
 
@@ -228,7 +232,13 @@ void wgrad(const Tensor& dy, const Tensor& x, Tensor& dw, GemmPrecision p) {
 
 }  // namespace
 
-void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p) {
+// The public ops: CUDA tensors go to the cuBLASLt twin, everything else is checked here
+// as CPU tensors.
+void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p,
+             const Stream& stream) {
+#ifdef CRUCIBLE_WITH_CUDA
+  if (a.defined() && a.device().is_cuda()) return cuda::gemm_nt(a, b, c, beta, p, stream);
+#endif
   check_matrix(a, "gemm_nt", "a", -1, -1);
   const std::int64_t M = a.dim(0), K = a.dim(1);
   check_matrix(b, "gemm_nt", "b", -1, K);
@@ -237,7 +247,10 @@ void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecis
 }
 
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-                    GemmPrecision p) {
+                    GemmPrecision p, const Stream& stream) {
+#ifdef CRUCIBLE_WITH_CUDA
+  if (x.defined() && x.device().is_cuda()) return cuda::linear_forward(x, w, bias, y, p, stream);
+#endif
   check_matrix(x, "linear_forward", "x", -1, -1);
   const std::int64_t T = x.dim(0), in = x.dim(1);
   check_matrix(w, "linear_forward", "w", -1, in);
@@ -259,7 +272,11 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 }
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
-                     Tensor& dbias, GemmPrecision p) {
+                     Tensor& dbias, GemmPrecision p, const Stream& stream) {
+#ifdef CRUCIBLE_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return cuda::linear_backward(dy, x, w, dx, dw, dbias, p, stream);
+#endif
   check_matrix(x, "linear_backward", "x", -1, -1);
   const std::int64_t T = x.dim(0), in = x.dim(1);
   check_matrix(w, "linear_backward", "w", -1, in);

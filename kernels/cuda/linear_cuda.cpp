@@ -1,0 +1,254 @@
+// kernels/cuda/linear_cuda.cpp: gemm_nt, linear_forward and linear_backward on CUDA tensors
+// (contract and numerics in the header; cuBLASLt mapping in gemm_cublaslt.cpp).
+//
+// Invariant: every temporary (BF16 copies, transposes, FP8 codes and scales, padded C) is
+// a DeviceScratch on the op's stream, so an op is fully stream-ordered and never
+// synchronizes the host.
+#include "kernels/cuda/linear_cuda.h"
+
+#include <string>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "kernels/cuda/fp8_quantize_cuda.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
+
+namespace crucible::cuda {
+
+namespace {
+
+using ops::GemmPrecision;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+
+std::string describe(const Tensor& t, const char* role) {
+  return std::string(role) + " '" + (t.name().empty() ? "<unnamed>" : t.name()) + "' " + t.shape().str();
+}
+
+// A defined f32 matrix [rows, cols] on `device`; rows/cols < 0 are not checked.
+void check_matrix(const Tensor& t, const char* op, const char* role, Device device, std::int64_t rows,
+                  std::int64_t cols) {
+  CRUCIBLE_CHECK(t.defined(), op, ": ", role, " is undefined");
+  CRUCIBLE_CHECK(t.device() == device, op, ": ", describe(t, role), " is on ", t.device().str(),
+                 " but the op runs on ", device.str(), " (move all operands to one device)");
+  CRUCIBLE_CHECK(t.dtype() == DType::F32, op, ": ", describe(t, role), " must be f32, got ",
+                 dtype_name(t.dtype()));
+  CRUCIBLE_CHECK(t.rank() == 2, op, ": ", describe(t, role), " must be a matrix");
+  CRUCIBLE_CHECK((rows < 0 || t.dim(0) == rows) && (cols < 0 || t.dim(1) == cols), op, ": ",
+                 describe(t, role), " has the wrong shape, want [", rows, ", ", cols, "]");
+}
+
+void check_vector(const Tensor& t, const char* op, const char* role, Device device, std::int64_t n) {
+  CRUCIBLE_CHECK(t.device() == device && t.dtype() == DType::F32 && t.rank() == 1 && t.dim(0) == n, op, ": ",
+                 describe(t, role), " must be an f32 [", n, "] on ", device.str(), ", got ",
+                 dtype_name(t.dtype()), " on ", t.device().str());
+}
+
+cudaStream_t stream_on(const Stream& stream, Device device, const char* op) {
+  CRUCIBLE_CHECK(stream.device().is_cpu() || stream.device() == device, op, ": the stream is on ",
+                 stream.device().str(), " but the tensors are on ", device.str());
+  return static_cast<cudaStream_t>(stream.handle());  // CPU stream: the legacy default stream
+}
+
+const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
+float* f32_mut(const Tensor& t) { return static_cast<float*>(t.raw()); }
+
+// A BF16 (RNE) copy of an f32 tensor, in stream order.
+DeviceScratch to_bf16(const Tensor& t, cudaStream_t st) {
+  DeviceScratch out(static_cast<std::size_t>(t.numel()) * 2, st);
+  cast_f32_to_bf16(f32(t), out.as<std::uint16_t>(), t.numel(), st);
+  return out;
+}
+
+// y [cols, rows] = x [rows, cols]^T, in stream order.
+DeviceScratch transposed(const float* x, std::int64_t rows, std::int64_t cols, cudaStream_t st) {
+  DeviceScratch out(static_cast<std::size_t>(rows * cols) * sizeof(float), st);
+  transpose_f32(x, out.as<float>(), rows, cols, st);
+  return out;
+}
+
+GemmOperand plain(const void* data, DType dtype) {
+  return GemmOperand{data, dtype, nullptr, Fp8ScaleMode::PerTensor};
+}
+
+// Row-major C [M, N] = op(A) op(B) (+ beta C) in Fp32 or Bf16; a and b are f32 device
+// tensors stored as gemm_rowmajor describes (Bf16 multiplies RNE-rounded copies).
+void gemm_plain(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const Tensor& a,
+                const Tensor& b, float* c, float beta, GemmPrecision p, cudaStream_t st) {
+  if (p == GemmPrecision::Fp32) {
+    gemm_rowmajor(trans_a, trans_b, M, N, K, plain(a.raw(), DType::F32), plain(b.raw(), DType::F32), c, beta,
+                  st);
+    return;
+  }
+  const DeviceScratch ab = to_bf16(a, st), bb = to_bf16(b, st);
+  gemm_rowmajor(trans_a, trans_b, M, N, K, plain(ab.get(), DType::BF16), plain(bb.get(), DType::BF16), c,
+                beta, st);
+}
+
+// C [M, N] = A [M, K] B [N, K]^T (+ beta C) in the FP8 recipe: A and B (f32, device) are
+// quantized in layouts la / lb, padded where cuBLASLt needs it (see the header), multiplied.
+void fp8_gemm_nt(const float* a, ScaleLayout la, const float* b, ScaleLayout lb, float* c, std::int64_t M,
+                 std::int64_t N, std::int64_t K, float beta, cudaStream_t st) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (beta == 0.0f) CHECK_CUDA(cudaMemsetAsync(c, 0, static_cast<std::size_t>(M * N) * sizeof(float), st));
+    return;
+  }
+  // NOTE: K is padded to whole 128-blocks (not just to cuBLASLt's 16) so that cuBLASLt
+  // never sees a partial scale block; the CPU twin sums partial blocks, zeros add nothing.
+  const std::int64_t Mp = round_up(M, 4), Np = round_up(N, 4), Kp = round_up(K, kFp8BlockSize);
+  const Fp8GemmInput qa = quantize_gemm_operand(a, M, K, la, Mp, Kp, st);
+  const Fp8GemmInput qb = quantize_gemm_operand(b, N, K, lb, Np, Kp, st);
+  if (Mp == M && Np == N) {
+    gemm_rowmajor(false, true, M, N, Kp, qa.operand, qb.operand, c, beta, st);
+    return;
+  }
+  // C through a padded [Mp, Np] copy (its padding rows/columns are never read back).
+  const std::size_t row = static_cast<std::size_t>(N) * sizeof(float);
+  const std::size_t row_p = static_cast<std::size_t>(Np) * sizeof(float);
+  DeviceScratch cp(static_cast<std::size_t>(Mp) * row_p, st);
+  if (beta != 0.0f)
+    CHECK_CUDA(cudaMemcpy2DAsync(cp.get(), row_p, c, row, row, static_cast<std::size_t>(M),
+                                 cudaMemcpyDeviceToDevice, st));
+  gemm_rowmajor(false, true, Mp, Np, Kp, qa.operand, qb.operand, cp.as<float>(), beta, st);
+  CHECK_CUDA(cudaMemcpy2DAsync(c, row, cp.get(), row_p, row, static_cast<std::size_t>(M),
+                               cudaMemcpyDeviceToDevice, st));
+}
+
+}  // namespace
+
+Fp8GemmInput quantize_gemm_operand(const float* x, std::int64_t rows, std::int64_t k, ScaleLayout layout,
+                                   std::int64_t rows_p, std::int64_t k_p, cudaStream_t stream,
+                                   Fp8Options opts) {
+  CRUCIBLE_CHECK(rows_p >= rows && rows_p % 4 == 0 && k_p >= k && k_p % 16 == 0, "quantize_gemm_operand: [",
+                 rows, ", ", k, "] cannot be padded to [", rows_p, ", ", k_p,
+                 "] (want rows_p >= rows, a multiple of 4, and k_p >= k, a multiple of 16)");
+  const std::int64_t L = ceil_div(k, kFp8BlockSize), Lp = ceil_div(k_p, kFp8BlockSize);
+  Fp8GemmInput in;
+  in.rows_p = rows_p;
+  in.k_p = k_p;
+  in.q = DeviceScratch(static_cast<std::size_t>(rows_p * k_p), stream);  // [rows_p, k_p]
+  const bool pad_codes = rows_p != rows || k_p != k;
+  DeviceScratch raw_q;  // [rows, k] when padding
+  if (pad_codes) raw_q = DeviceScratch(static_cast<std::size_t>(rows * k), stream);
+  std::uint8_t* q = pad_codes ? raw_q.as<std::uint8_t>() : in.q.as<std::uint8_t>();
+
+  // Scales as the quantizer writes them (core/fp8_tensor.h) and as cuBLASLt reads them:
+  //   Tile1x128     [rows, L]             -> Vec128        [Lp, rows_p]           (transposed)
+  //   Block128x128  [ceil(rows / 128), L] -> Block128x128  [ceil(rows_p / 128), L4]
+  // zero-padded (padded codes are zero, so a padded scale never matters).
+  const bool tile = layout == ScaleLayout::Tile1x128;
+  const std::int64_t R = tile ? rows : ceil_div(rows, kFp8BlockSize);
+  const std::int64_t Rp = tile ? rows_p : ceil_div(rows_p, kFp8BlockSize);
+  const std::int64_t L4 = round_up(Lp, 4);
+  const bool direct_scale = !tile && Rp == R && L4 == L;  // the quantizer's layout already fits
+  in.scale = DeviceScratch(static_cast<std::size_t>(tile ? Lp * rows_p : Rp * L4) * sizeof(float), stream);
+  DeviceScratch raw_scale;
+  if (!direct_scale) raw_scale = DeviceScratch(static_cast<std::size_t>(R * L) * sizeof(float), stream);
+  float* scale = direct_scale ? in.scale.as<float>() : raw_scale.as<float>();
+
+  quantize_fp8(x, q, scale, rows, k, layout, opts, stream);
+  if (pad_codes) {
+    CHECK_CUDA(cudaMemsetAsync(in.q.get(), 0, static_cast<std::size_t>(rows_p * k_p), stream));
+    if (rows > 0 && k > 0)
+      CHECK_CUDA(cudaMemcpy2DAsync(in.q.get(), static_cast<std::size_t>(k_p), q, static_cast<std::size_t>(k),
+                                   static_cast<std::size_t>(k), static_cast<std::size_t>(rows),
+                                   cudaMemcpyDeviceToDevice, stream));
+  }
+  if (tile)
+    copy_scales_2d(scale, rows, L, /*transpose=*/true, in.scale.as<float>(), Lp, rows_p, stream);
+  else if (!direct_scale)
+    copy_scales_2d(scale, R, L, /*transpose=*/false, in.scale.as<float>(), Rp, L4, stream);
+  in.operand = GemmOperand{in.q.get(), opts.format, in.scale.as<float>(),
+                           tile ? Fp8ScaleMode::Vec128 : Fp8ScaleMode::Block128x128};
+  return in;
+}
+
+void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p, const Stream& stream) {
+  CRUCIBLE_CHECK(a.defined(), "gemm_nt: a is undefined");
+  const Device dev = a.device();
+  check_matrix(a, "gemm_nt", "a", dev, -1, -1);
+  const std::int64_t M = a.dim(0), K = a.dim(1);
+  check_matrix(b, "gemm_nt", "b", dev, -1, K);
+  const std::int64_t N = b.dim(0);
+  check_matrix(c, "gemm_nt", "c", dev, M, N);
+  CRUCIBLE_CHECK(beta == 0.0f || beta == 1.0f, "gemm_nt on ", dev.str(), ": beta must be 0 or 1, got ", beta);
+  const DeviceGuard guard(dev.index);
+  const cudaStream_t st = stream_on(stream, dev, "gemm_nt");
+  switch (p) {
+    case GemmPrecision::Fp32:
+    case GemmPrecision::Bf16: gemm_plain(false, true, M, N, K, a, b, f32_mut(c), beta, p, st); return;
+    case GemmPrecision::Fp8:
+      fp8_gemm_nt(f32(a), ScaleLayout::Tile1x128, f32(b), ScaleLayout::Block128x128, f32_mut(c), M, N, K,
+                  beta, st);
+      return;
+  }
+  CRUCIBLE_FAIL("gemm_nt: unknown GemmPrecision ", static_cast<int>(p));
+}
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, GemmPrecision p,
+                    const Stream& stream) {
+  CRUCIBLE_CHECK(x.defined(), "linear_forward: x is undefined");
+  const Device dev = x.device();
+  check_matrix(x, "linear_forward", "x", dev, -1, -1);
+  const std::int64_t T = x.dim(0), in = x.dim(1);
+  check_matrix(w, "linear_forward", "w", dev, -1, in);
+  const std::int64_t out = w.dim(0);
+  check_matrix(y, "linear_forward", "y", dev, T, out);
+  if (bias.defined()) check_vector(bias, "linear_forward", "bias", dev, out);
+  cuda::gemm_nt(x, w, y, 0.0f, p, stream);  // [T, out]
+  if (bias.defined()) {
+    // The bias is added in FP32 after the GEMM, as the CPU twin does.
+    const DeviceGuard guard(dev.index);
+    add_bias_rows(f32_mut(y), f32(bias), T, out, stream_on(stream, dev, "linear_forward"));
+  }
+}
+
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
+                     Tensor& dbias, GemmPrecision p, const Stream& stream) {
+  CRUCIBLE_CHECK(x.defined(), "linear_backward: x is undefined");
+  const Device dev = x.device();
+  check_matrix(x, "linear_backward", "x", dev, -1, -1);
+  const std::int64_t T = x.dim(0), in = x.dim(1);
+  check_matrix(w, "linear_backward", "w", dev, -1, in);
+  const std::int64_t out = w.dim(0);
+  check_matrix(dy, "linear_backward", "dy", dev, T, out);
+  check_matrix(dw, "linear_backward", "dw", dev, out, in);
+  if (dx.defined()) check_matrix(dx, "linear_backward", "dx", dev, T, in);
+  if (dbias.defined()) check_vector(dbias, "linear_backward", "dbias", dev, out);
+  const DeviceGuard guard(dev.index);
+  const cudaStream_t st = stream_on(stream, dev, "linear_backward");
+
+  switch (p) {
+    case GemmPrecision::Fp32:
+    case GemmPrecision::Bf16:
+      // Dgrad dx [T, in] = dy [T, out] W [out, in]; Wgrad dw [out, in] += dy^T x.
+      if (dx.defined()) gemm_plain(false, false, T, in, out, dy, w, f32_mut(dx), 0.0f, p, st);
+      gemm_plain(true, false, out, in, T, dy, x, f32_mut(dw), 1.0f, p, st);
+      break;
+    case GemmPrecision::Fp8: {
+      if (dx.defined()) {
+        // Dgrad as NT: dx = dy [T, out] (W^T [in, out])^T, K = out; W^T's 128x128 blocks
+        // hold W's blocks transposed (same amax, same codes).
+        const DeviceScratch wt = transposed(f32(w), out, in, st);  // [in, out]
+        fp8_gemm_nt(f32(dy), ScaleLayout::Tile1x128, wt.as<float>(), ScaleLayout::Block128x128, f32_mut(dx),
+                    T, in, out, 0.0f, st);
+      }
+      // Wgrad as NT: dw += dy^T [out, T] (x^T [in, T])^T, K = T, both tiled along tokens.
+      // NOTE: transpose in FP32, then quantize; a fused quantize-transposed kernel would
+      // read each operand once instead of three times.
+      const DeviceScratch dyt = transposed(f32(dy), T, out, st);  // [out, T]
+      const DeviceScratch xt = transposed(f32(x), T, in, st);     // [in, T]
+      fp8_gemm_nt(dyt.as<float>(), ScaleLayout::Tile1x128, xt.as<float>(), ScaleLayout::Tile1x128,
+                  f32_mut(dw), out, in, T, 1.0f, st);
+      break;
+    }
+    default: CRUCIBLE_FAIL("linear_backward: unknown GemmPrecision ", static_cast<int>(p));
+  }
+  // Column sums of dy in FP32, tokens ascending, then one add into dbias (+=): the CPU
+  // twin's order (not quantized in any mode).
+  if (dbias.defined()) column_sum_accumulate(f32(dy), f32_mut(dbias), T, out, st);
+}
+
+}  // namespace crucible::cuda
