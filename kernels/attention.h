@@ -4,8 +4,18 @@
 // cu[B] = T): token t of sequence b attends to tokens cu[b] .. t. Query heads Hq,
 // key/value heads Hkv (Hq % Hkv == 0, GQA group Hq / Hkv); q/k head dim dqk and v
 // head dim dv may differ (MLA: 192 and 128). Softmax in FP32 with a given scale.
+//
+// Every op runs on the device of its tensors (all on one, cu_seqlens included): the
+// CPU reference is kernels/cpu/attention.cpp (FP32 GEMMs, sums in double), the CUDA
+// twin kernels/cuda/attention_{forward,backward}.cu, which runs asynchronously on
+// `stream`, is deterministic (no atomics) and multiplies BF16 operands on the tensor
+// cores with FP32 accumulation: q, k, v, dout and the probabilities P and dS are
+// rounded to BF16 (RNE) before each product, softmax statistics stay FP32. The CUDA
+// twin supports (dqk, dv) in {(192, 128), (128, 128), (64, 64)} and fails loudly
+// otherwise. tests/gpu/test_attention.cpp states how closely the twins agree.
 #pragma once
 
+#include "core/stream.h"
 #include "core/tensor.h"
 
 namespace crucible::ops {
@@ -13,10 +23,10 @@ namespace crucible::ops {
 // q [T, Hq, dqk], k [T, Hkv, dqk], v [T, Hkv, dv] -> out [T, Hq, dv] (written);
 // lse [T, Hq] (log-sum-exp of the scaled scores) saved for backward.
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_seqlens,
-                       float scale, Tensor& out, Tensor& lse);
+                       float scale, Tensor& out, Tensor& lse, const Stream& stream = Stream());
 // dq, dk, dv written (same shapes as q, k, v).
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& out, const Tensor& lse, const Tensor& cu_seqlens, float scale,
-                        Tensor& dq, Tensor& dk, Tensor& dv);
+                        Tensor& dq, Tensor& dk, Tensor& dv, const Stream& stream = Stream());
 
 }  // namespace crucible::ops

@@ -41,10 +41,23 @@ for b in "$stage"/bench_gpu_*; do
   [ -x "$b" ] || continue
   "$b" 2>&1 | tee -a "$out/bench.txt" || status=1
 done
+# The PyTorch peer of bench_gpu_attention (same keys), where torch is installed.
+: > "$out/sdpa.txt"
+if python3 -c "import torch" 2>/dev/null; then
+  python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa.txt" || status=1
+fi
 
 echo
 echo "== summary =="
 printf '%-28s %s\n' "gpu" "$(cat "$out/gpu.txt")"
 printf '%-28s %s\n' "tests/gpu" "$(tail -n 2 "$out/test_gpu.txt" | tr -s '\n' ' ')"
 cat "$out/bench.txt"
+if grep -q '^attn ' "$out/sdpa.txt"; then
+  echo
+  echo "== attention: ours / PyTorch SDPA (TFLOP/s ratio; same FLOP count on both sides) =="
+  awk 'FNR == NR { if ($1 == "attn" && NF == 4) sdpa[$2] = $4; next }
+       $1 == "attn" && NF == 4 && ($2 in sdpa) && sdpa[$2] > 0 {
+         printf "%-36s ours %8.1f  sdpa %8.1f  ratio %6.2f\n", $2, $4, sdpa[$2], $4 / sdpa[$2] }' \
+    "$out/sdpa.txt" "$out/bench.txt"
+fi
 exit $status
