@@ -1,11 +1,13 @@
 // kernels/cpu/moe_routing.cpp: CPU reference of DeepSeekMoE routing (V3 noaux_tc with
-// sigmoid scores, V2 softmax greedy / group_limited_greedy), forward and backward.
+// sigmoid scores, V2 softmax greedy / group_limited_greedy), forward and backward, and of
+// the expert counts, the permutation plan and the weighted combine.
 //
 // Invariant: selection is a pure function of the biased scores s + b with every tie
 // broken towards the lower index (groups and experts), so it is deterministic and the
 // same on every backend; the weights depend on the unbiased scores only. The backward
 // holds the selection fixed (piecewise constant) and differentiates weights -> scores
 // -> logits. topk_idx lists the chosen experts best first (by biased score).
+// Shapes, dtypes and parameters are checked by kernels/moe_routing.cpp.
 // Reference: reference/deepseek_v3_fp8.md §3.1-3.2 (HF MoEGate, DeepSeek-V3 inference Gate).
 #include <algorithm>
 #include <cmath>
@@ -13,29 +15,13 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/moe_routing.h"
+#include "kernels/cpu/moe_routing_cpu.h"
 
-namespace crucible::ops {
+namespace crucible::cpu {
+
+using ops::RoutingParams;
 
 namespace {
-
-void check_f32(const Tensor& t, const char* what, const Shape& want) {
-  CRUCIBLE_CHECK(t.defined() && t.device().is_cpu() && t.dtype() == DType::F32, what, " (", t.name(),
-                 ") must be a defined CPU f32 tensor");
-  CRUCIBLE_CHECK(t.shape() == want, what, " (", t.name(), ") has shape ", t.shape().str(), ", expected ",
-                 want.str());
-}
-
-void check_params(const RoutingParams& p, std::int64_t E, const char* op) {
-  CRUCIBLE_CHECK(p.top_k >= 1 && p.top_k <= E, op, ": top_k = ", p.top_k, " must lie in [1, E = ", E, "]");
-  if (!p.group_limited) return;
-  CRUCIBLE_CHECK(p.n_group >= 1 && E % p.n_group == 0, op, ": n_group = ", p.n_group,
-                 " must divide the number of experts E = ", E);
-  CRUCIBLE_CHECK(p.topk_group >= 1 && p.topk_group <= p.n_group, op, ": topk_group = ", p.topk_group,
-                 " must lie in [1, n_group = ", p.n_group, "]");
-  CRUCIBLE_CHECK(p.top_k <= p.topk_group * (E / p.n_group), op, ": top_k = ", p.top_k, " exceeds the ",
-                 p.topk_group * (E / p.n_group), " experts of the ", p.topk_group, " kept groups");
-}
 
 // Output order of a ranking: higher value first, ties towards the lower index.
 struct RanksBefore {
@@ -52,18 +38,7 @@ void select_top(std::vector<std::int32_t>& cand, std::int64_t k, const float* v)
 
 void moe_route_forward(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& scores,
                        Tensor& topk_idx, Tensor& topk_w) {
-  CRUCIBLE_CHECK(logits.defined() && logits.rank() == 2, "moe_route_forward: logits (", logits.name(),
-                 ") must be [T, E]");
   const std::int64_t T = logits.dim(0), E = logits.dim(1), K = p.top_k;
-  check_f32(logits, "moe_route_forward logits", logits.shape());
-  check_params(p, E, "moe_route_forward");
-  if (bias.defined()) check_f32(bias, "moe_route_forward bias", Shape{E});
-  check_f32(scores, "moe_route_forward scores", Shape{T, E});
-  CRUCIBLE_CHECK(topk_idx.defined() && topk_idx.device().is_cpu() && topk_idx.dtype() == DType::I32 &&
-                     topk_idx.shape() == (Shape{T, K}),
-                 "moe_route_forward: topk_idx (", topk_idx.name(), ") must be a CPU i32 [", T, ", ", K, "] tensor");
-  check_f32(topk_w, "moe_route_forward topk_w", Shape{T, K});
-
   const float* lg = logits.data<float>();
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
   float* sc = scores.data<float>();
@@ -129,17 +104,7 @@ void moe_route_forward(const Tensor& logits, const Tensor& bias, const RoutingPa
 
 void moe_route_backward(const Tensor& dtopk_w, const Tensor& scores, const Tensor& topk_idx, const RoutingParams& p,
                         Tensor& dlogits) {
-  CRUCIBLE_CHECK(scores.defined() && scores.rank() == 2, "moe_route_backward: scores (", scores.name(),
-                 ") must be [T, E]");
   const std::int64_t T = scores.dim(0), E = scores.dim(1), K = p.top_k;
-  check_f32(scores, "moe_route_backward scores", scores.shape());
-  check_params(p, E, "moe_route_backward");
-  check_f32(dtopk_w, "moe_route_backward dtopk_w", Shape{T, K});
-  CRUCIBLE_CHECK(topk_idx.defined() && topk_idx.device().is_cpu() && topk_idx.dtype() == DType::I32 &&
-                     topk_idx.shape() == (Shape{T, K}),
-                 "moe_route_backward: topk_idx (", topk_idx.name(), ") must be a CPU i32 [", T, ", ", K, "] tensor");
-  check_f32(dlogits, "moe_route_backward dlogits", Shape{T, E});
-
   const float* dw = dtopk_w.data<float>();
   const float* sc = scores.data<float>();
   const std::int32_t* idx = topk_idx.data<std::int32_t>();
@@ -176,4 +141,98 @@ void moe_route_backward(const Tensor& dtopk_w, const Tensor& scores, const Tenso
   }
 }
 
-}  // namespace crucible::ops
+namespace {
+
+// Checks every expert index of topk_idx [T, k] against [0, E).
+void check_experts(const Tensor& topk_idx, std::int64_t E, const char* op) {
+  const std::int32_t* idx = topk_idx.data<std::int32_t>();
+  const std::int64_t k = topk_idx.dim(1);
+  for (std::int64_t i = 0; i < topk_idx.numel(); ++i)
+    CRUCIBLE_CHECK(idx[i] >= 0 && idx[i] < E, op, ": topk_idx[", i / k, ", ", i % k, "] = ", idx[i],
+                   " is not an expert in [0, ", E, ")");
+}
+
+}  // namespace
+
+void moe_expert_counts(const Tensor& topk_idx, Tensor& counts) {
+  const std::int64_t E = counts.numel();
+  check_experts(topk_idx, E, "moe_expert_counts");
+  const std::int32_t* idx = topk_idx.data<std::int32_t>();
+  std::int32_t* c = counts.data<std::int32_t>();
+  std::fill(c, c + E, 0);
+  for (std::int64_t i = 0; i < topk_idx.numel(); ++i) ++c[idx[i]];
+}
+
+void moe_permute_plan(const Tensor& topk_idx, Tensor& offsets, Tensor& rows, Tensor& position) {
+  const std::int64_t E = offsets.numel() - 1, k = topk_idx.dim(1), N = topk_idx.numel();
+  check_experts(topk_idx, E, "moe_permute_plan");
+  const std::int32_t* idx = topk_idx.data<std::int32_t>();
+  std::int32_t* off = offsets.data<std::int32_t>();
+  std::int32_t* rw = rows.data<std::int32_t>();
+  std::int32_t* pos = position.data<std::int32_t>();
+  // Counting sort over the flat (token, slot) index: stable, so ascending token within
+  // an expert (and slot order for an expert a token chose twice).
+  std::fill(off, off + E + 1, 0);
+  for (std::int64_t i = 0; i < N; ++i) ++off[idx[i] + 1];
+  for (std::int64_t e = 0; e < E; ++e) off[e + 1] += off[e];
+  std::vector<std::int32_t> cursor(off, off + E);
+  for (std::int64_t i = 0; i < N; ++i) {
+    const std::int32_t r = cursor[idx[i]]++;
+    rw[r] = static_cast<std::int32_t>(i / k);
+    pos[i] = r;
+  }
+}
+
+void moe_unpermute_combine(const Tensor& expert_out, const Tensor& position, const Tensor& topk_w, Tensor& y) {
+  const std::int64_t T = y.dim(0), H = y.dim(1), k = position.dim(1), N = expert_out.dim(0);
+  const float* out = expert_out.data<float>();
+  const std::int32_t* pos = position.data<std::int32_t>();
+  const float* w = topk_w.data<float>();
+  float* yp = y.data<float>();
+  std::vector<std::int32_t> order(static_cast<std::size_t>(k));
+  for (std::int64_t t = 0; t < T; ++t) {
+    const std::int32_t* pt = pos + t * k;
+    for (std::int64_t j = 0; j < k; ++j)
+      CRUCIBLE_CHECK(pt[j] >= 0 && pt[j] < N, "moe_unpermute_combine: position[", t, ", ", j, "] = ", pt[j],
+                     " is not a permuted row in [0, ", N, ")");
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+      return pt[a] < pt[b] || (pt[a] == pt[b] && a < b);
+    });
+    float* yr = yp + t * H;
+    for (const std::int32_t j : order) {
+      const float a = w[t * k + j];
+      const float* o = out + static_cast<std::int64_t>(pt[j]) * H;
+      for (std::int64_t h = 0; h < H; ++h) yr[h] += a * o[h];
+    }
+  }
+}
+
+void moe_unpermute_combine_backward(const Tensor& dy, const Tensor& expert_out, const Tensor& position,
+                                    const Tensor& topk_w, Tensor& dexpert_out, Tensor& dtopk_w) {
+  const std::int64_t T = dy.dim(0), H = dy.dim(1), k = position.dim(1), N = expert_out.dim(0);
+  const float* g = dy.data<float>();
+  const float* out = expert_out.data<float>();
+  const std::int32_t* pos = position.data<std::int32_t>();
+  const float* w = topk_w.data<float>();
+  float* dout = dexpert_out.data<float>();
+  float* dw = dtopk_w.data<float>();
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t j = 0; j < k; ++j) {
+      const std::int32_t r = pos[t * k + j];
+      CRUCIBLE_CHECK(r >= 0 && r < N, "moe_unpermute_combine_backward: position[", t, ", ", j, "] = ", r,
+                     " is not a permuted row in [0, ", N, ")");
+      const float* gr = g + t * H;
+      const float* o = out + static_cast<std::int64_t>(r) * H;
+      float* d = dout + static_cast<std::int64_t>(r) * H;
+      const float a = w[t * k + j];
+      double dot = 0;
+      for (std::int64_t h = 0; h < H; ++h) {
+        dot += static_cast<double>(gr[h]) * o[h];
+        d[h] = a * gr[h];
+      }
+      dw[t * k + j] = static_cast<float>(dot);
+    }
+}
+
+}  // namespace crucible::cpu

@@ -1,8 +1,11 @@
 // kernels/cuda/embedding.cu: token embedding gather (forward) and scatter-add
-// (backward) on the GPU (FP32).
+// (backward) on the GPU (FP32), and the general sorted row scatter-add both the
+// embedding backward and ops::scatter_add_rows use.
 //
-// The CUDA twin of embedding_forward/backward in kernels/cpu/elementwise.cpp; both
-// agree with it bit for bit. The forward is a row copy. The backward must add the
+// The CUDA twin of embedding_forward/backward in kernels/cpu/elementwise.cpp and of
+// scatter_add_rows in kernels/cpu/tensor_ops.cpp; all agree with it bit for bit
+// (scatter_add_rows rounds scale * row, then adds, as the CPU; the embedding's scale is
+// 1, whose product is exact). The forward is a row copy. The backward must add the
 // gradient rows of every token sharing an id, deterministically (DESIGN.md
 // principle 14: no float atomics, whose order varies from run to run):
 //   1. pair each token position t with its id and sort the pairs by id with CUB's
@@ -30,6 +33,7 @@
 #include "core/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise_cuda.h"
+#include "kernels/cuda/tensor_ops_cuda.h"
 
 namespace crucible::cuda {
 
@@ -69,21 +73,28 @@ __global__ void iota_kernel(std::int32_t* __restrict__ v, std::int64_t n) {
 }
 
 // Block (j, chunk): if sorted position j starts a run of equal ids, adds the run's
-// gradient rows (ascending token order) into the columns [chunk * kThreads * kVec, +
-// kThreads * kVec) of that id's table row.
+// gradient rows (ascending token order), each times scale[token] (scale nullptr = 1),
+// into the columns [chunk * kThreads * kVec, + kThreads * kVec) of that id's table row.
+// `embedding` only picks the error message.
 template <int kVec>
 __global__ void __launch_bounds__(kThreads)
     embedding_backward_kernel(const float* __restrict__ dout, const std::int32_t* __restrict__ sorted_ids,
-                              const std::int32_t* __restrict__ sorted_tokens, float* __restrict__ dtable,
-                              std::int64_t T, std::int64_t V, std::int64_t D) {
+                              const std::int32_t* __restrict__ sorted_tokens, const float* __restrict__ scale,
+                              float* __restrict__ dtable, std::int64_t T, std::int64_t V, std::int64_t D,
+                              bool embedding) {
   const std::int64_t j = blockIdx.x;
   const std::int32_t id = sorted_ids[j];
   if (j > 0 && sorted_ids[j - 1] == id) return;  // not the first token of its id
   if (id < 0 || id >= V) {
-    if (threadIdx.x == 0 && blockIdx.y == 0)
-      CRUCIBLE_DEVICE_FAIL(
-          "embedding_backward: token id %d at position %d is outside the vocabulary [0, %lld)\n", id,
-          sorted_tokens[j], static_cast<long long>(V));
+    if (threadIdx.x == 0 && blockIdx.y == 0) {
+      if (embedding)
+        CRUCIBLE_DEVICE_FAIL(
+            "embedding_backward: token id %d at position %d is outside the vocabulary [0, %lld)\n", id,
+            sorted_tokens[j], static_cast<long long>(V));
+      else
+        CRUCIBLE_DEVICE_FAIL("scatter_add_rows: index[%d] = %d is outside the destination rows [0, %lld)\n",
+                             sorted_tokens[j], id, static_cast<long long>(V));
+    }
     return;
   }
   const std::int64_t c = (static_cast<std::int64_t>(blockIdx.y) * kThreads + threadIdx.x) * kVec;
@@ -92,8 +103,9 @@ __global__ void __launch_bounds__(kThreads)
   Vec<kVec> acc = load_vec<kVec>(row);
   for (std::int64_t k = j; k < T && sorted_ids[k] == id; ++k) {
     const Vec<kVec> g = load_vec<kVec>(dout + static_cast<std::int64_t>(sorted_tokens[k]) * D + c);
+    const float a = scale ? scale[sorted_tokens[k]] : 1.0f;
 #pragma unroll
-    for (int v = 0; v < kVec; ++v) acc.v[v] += g.v[v];
+    for (int v = 0; v < kVec; ++v) acc.v[v] = __fadd_rn(acc.v[v], __fmul_rn(a, g.v[v]));
   }
   store_vec<kVec>(row, acc);
 }
@@ -114,10 +126,14 @@ void embedding_forward(const std::int32_t* ids, const float* table, float* out, 
   CHECK_CUDA_LAUNCH();
 }
 
-void embedding_backward(const float* dout, const std::int32_t* ids, float* dtable, std::int64_t T,
-                        std::int64_t V, std::int64_t D, void* stream) {
+namespace {
+
+// dtable [V, D] += scale[t] dout[t] at row ids[t] for t < T, each row's terms in ascending t.
+void sorted_scatter_add(const float* dout, const std::int32_t* ids, const float* scale, float* dtable,
+                        std::int64_t T, std::int64_t V, std::int64_t D, bool embedding, void* stream) {
   if (T == 0 || D == 0) return;
-  CRUCIBLE_CHECK(T <= INT32_MAX, "embedding_backward: ", T, " tokens exceed the sort's 32-bit count");
+  CRUCIBLE_CHECK(T <= INT32_MAX, embedding ? "embedding_backward: " : "scatter_add_rows: ", T,
+                 " rows exceed the sort's 32-bit count");
   auto st = static_cast<cudaStream_t>(stream);
   const int n = static_cast<int>(T);
 
@@ -142,11 +158,25 @@ void embedding_backward(const float* dout, const std::int32_t* ids, float* dtabl
   const int per_block = kThreads * (vec4 ? 4 : 1);
   const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(ceil_div(D, per_block)));
   if (vec4)
-    embedding_backward_kernel<4><<<grid, kThreads, 0, st>>>(dout, sorted_ids, sorted_tokens, dtable, T, V, D);
+    embedding_backward_kernel<4><<<grid, kThreads, 0, st>>>(dout, sorted_ids, sorted_tokens, scale, dtable, T, V,
+                                                            D, embedding);
   else
-    embedding_backward_kernel<1><<<grid, kThreads, 0, st>>>(dout, sorted_ids, sorted_tokens, dtable, T, V, D);
+    embedding_backward_kernel<1><<<grid, kThreads, 0, st>>>(dout, sorted_ids, sorted_tokens, scale, dtable, T, V,
+                                                            D, embedding);
   CHECK_CUDA_LAUNCH();
   CHECK_CUDA(cudaFreeAsync(scratch, st));
+}
+
+}  // namespace
+
+void embedding_backward(const float* dout, const std::int32_t* ids, float* dtable, std::int64_t T,
+                        std::int64_t V, std::int64_t D, void* stream) {
+  sorted_scatter_add(dout, ids, nullptr, dtable, T, V, D, true, stream);
+}
+
+void scatter_add_rows(const float* src, const std::int32_t* index, const float* scale, float* dst, std::int64_t n,
+                      std::int64_t dst_rows, std::int64_t w, void* stream) {
+  sorted_scatter_add(src, index, scale, dst, n, dst_rows, w, false, stream);
 }
 
 }  // namespace crucible::cuda
