@@ -3,12 +3,14 @@
 // Invariant: the answer is the exact integer value of the problem, and the chain
 // of thought derives it digit by digit (carries for +, borrows for -, partial
 // products and their running sum for *); its last line is "So <a> <op> <b> = <answer>."
-// Operands have exactly `difficulty` digits (1 digit: 0..9), so 9 digits keep
+// Two styles (TaskOptions::cot): "full" names every column and its written digit;
+// "short" keeps one terse line per step. Operands have exactly `difficulty` digits (1 digit: 0..9), so 9 digits keep
 // every product below 10^18 (int64).
 // Reference: schoolbook algorithms (Knuth, TAOCP vol. 2 §4.3.1).
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -123,9 +125,88 @@ std::string cot_mul(std::int64_t a, std::int64_t b) {
   return out;
 }
 
+// The short style: the same derivation with one terse line per column (or partial
+// product) and no column names, about half the tokens of the full style; for
+// small models and CPU budgets. Its last line is the same "So a op b = value.".
+std::string short_add(std::int64_t a, std::int64_t b) {
+  const std::string x = digits_of(a), y = digits_of(b);
+  std::string out = x + " + " + y + ", ones first.\n";
+  const std::size_t cols = std::max(x.size(), y.size());
+  int carry = 0;
+  for (std::size_t i = 0; i < cols; ++i) {
+    const int s = digit(x, i) + digit(y, i) + carry;
+    out += std::to_string(digit(x, i)) + " + " + std::to_string(digit(y, i));
+    if (i > 0) out += " + " + std::to_string(carry);
+    out += " = " + std::to_string(s) + ", carry " + std::to_string(s / 10) + ".\n";
+    carry = s / 10;
+  }
+  out += "So " + x + " + " + y + " = " + std::to_string(a + b) + ".";
+  return out;
+}
+
+std::string short_borrow_columns(std::int64_t big, std::int64_t small) {
+  const std::string x = digits_of(big), y = digits_of(small);
+  std::string out = x + " - " + y + ", ones first.\n";
+  int borrow = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const int dx = digit(x, i), dy = digit(y, i);
+    const int v = dx - dy - borrow;
+    out += std::to_string(dx) + " - " + std::to_string(dy);
+    if (i > 0) out += " - " + std::to_string(borrow);
+    if (v < 0) {
+      out += " < 0, so " + std::to_string(10 + dx) + " - " + std::to_string(dy);
+      if (i > 0) out += " - " + std::to_string(borrow);
+      out += " = " + std::to_string(v + 10) + ", borrow 1.\n";
+      borrow = 1;
+    } else {
+      out += " = " + std::to_string(v) + ", borrow 0.\n";
+      borrow = 0;
+    }
+  }
+  return out;
+}
+
+std::string short_sub(std::int64_t a, std::int64_t b) {
+  std::string out;
+  if (a >= b) {
+    out = short_borrow_columns(a, b);
+  } else {
+    out = std::to_string(a) + " < " + std::to_string(b) + ": negate " + std::to_string(b) + " - " +
+          std::to_string(a) + ".\n" + short_borrow_columns(b, a);
+  }
+  out += "So " + std::to_string(a) + " - " + std::to_string(b) + " = " + std::to_string(a - b) + ".";
+  return out;
+}
+
+std::string short_mul(std::int64_t a, std::int64_t b) {
+  const std::string x = digits_of(a), y = digits_of(b);
+  std::string out = x + " * " + y + ", one digit of " + y + " at a time.\n";
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const int d = digit(y, i);
+    const std::int64_t shifted = a * d * pow10(static_cast<int>(i));
+    out += x + " * " + std::to_string(d);
+    if (i > 0) out += "0" + std::string(i - 1, '0');
+    out += " = " + std::to_string(shifted) + ".\n";
+    if (i > 0 && d != 0 && sum != 0) out += std::to_string(sum) + " + " + std::to_string(shifted) + " = " +
+                                            std::to_string(sum + shifted) + ".\n";
+    sum += shifted;
+  }
+  out += "So " + x + " * " + y + " = " + std::to_string(a * b) + ".";
+  return out;
+}
+
 class ArithmeticTask final : public Task {
  public:
-  using Task::Task;
+  ArithmeticTask(std::uint64_t seed, std::string ops, bool short_cot)
+      : Task(seed), ops_(std::move(ops)), short_(short_cot) {
+    CRUCIBLE_USER_CHECK(!ops_.empty(), "arithmetic: ops is empty (expected a subset of \"+-*\")");
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      CRUCIBLE_USER_CHECK(ops_[i] == '+' || ops_[i] == '-' || ops_[i] == '*', "arithmetic: ops '", ops_,
+                          "' has '", ops_[i], "' (expected a subset of \"+-*\")");
+      CRUCIBLE_USER_CHECK(ops_.find(ops_[i]) == i, "arithmetic: ops '", ops_, "' repeats '", ops_[i], "'");
+    }
+  }
   std::string_view name() const override { return "arithmetic"; }
   int min_difficulty() const override { return 1; }
   int max_difficulty() const override { return 9; }
@@ -136,15 +217,14 @@ class ArithmeticTask final : public Task {
     const std::int64_t lo = difficulty == 1 ? 0 : pow10(difficulty - 1), hi = pow10(difficulty) - 1;
     const auto pick = [&] { return lo + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(hi - lo + 1))); };
     const std::int64_t a = pick(), b = pick();
-    static const char kOps[] = {'+', '-', '*'};
-    const char op = kOps[rng.below(3)];
+    const char op = ops_[rng.below(ops_.size())];
     Draft d;
     const std::string sa = std::to_string(a), sb = std::to_string(b);
     std::int64_t value = 0;
     switch (op) {
-      case '+': value = a + b; d.cot = cot_add(a, b); break;
-      case '-': value = a - b; d.cot = cot_sub(a, b); break;
-      default: value = a * b; d.cot = cot_mul(a, b); break;
+      case '+': value = a + b; d.cot = short_ ? short_add(a, b) : cot_add(a, b); break;
+      case '-': value = a - b; d.cot = short_ ? short_sub(a, b) : cot_sub(a, b); break;
+      default: value = a * b; d.cot = short_ ? short_mul(a, b) : cot_mul(a, b); break;
     }
     // + and * commute: 3 + 5 and 5 + 3 are one problem (and land in one split).
     const bool commutes = op != '-';
@@ -156,10 +236,16 @@ class ArithmeticTask final : public Task {
     d.meta.set("op", std::string(1, op));
     return d;
   }
+
+ private:
+  std::string ops_;
+  bool short_;
 };
 
 }  // namespace
 
-std::unique_ptr<Task> make_arithmetic_task(std::uint64_t seed) { return std::make_unique<ArithmeticTask>(seed); }
+std::unique_ptr<Task> make_arithmetic_task(std::uint64_t seed, std::string ops, bool short_cot) {
+  return std::make_unique<ArithmeticTask>(seed, std::move(ops), short_cot);
+}
 
 }  // namespace crucible::data

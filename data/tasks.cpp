@@ -89,9 +89,16 @@ Problem Task::generate(std::uint64_t index, Split split, int difficulty) const {
 
 std::vector<std::string> task_names() { return {"arithmetic", "countdown"}; }
 
-std::unique_ptr<Task> make_task(std::string_view name, std::uint64_t seed) {
-  if (name == "arithmetic") return make_arithmetic_task(seed);
-  if (name == "countdown") return make_countdown_task(seed);
+std::unique_ptr<Task> make_task(std::string_view name, std::uint64_t seed, const TaskOptions& opts) {
+  CRUCIBLE_USER_CHECK(opts.cot.empty() || opts.cot == "full" || opts.cot == "short", "task ", name, ": cot '",
+                      opts.cot, "' is not full or short");
+  if (name == "arithmetic")
+    return make_arithmetic_task(seed, opts.ops.empty() ? "+-*" : opts.ops, opts.cot == "short");
+  if (name == "countdown") {
+    CRUCIBLE_USER_CHECK(opts.ops.empty(), "task countdown takes no ops (got '", opts.ops, "')");
+    CRUCIBLE_USER_CHECK(opts.cot != "short", "task countdown has no short chain of thought");
+    return make_countdown_task(seed);
+  }
   std::string known;
   for (const std::string& n : task_names()) known += (known.empty() ? "" : ", ") + n;
   CRUCIBLE_FAIL("unknown task '", name, "' (known tasks: ", known, ")");

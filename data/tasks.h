@@ -16,8 +16,9 @@
 // states the answer; rewards take the last \boxed{...} after </think>.
 //
 // Tasks:
-//   arithmetic  a op b with op in {+, -, *}, both operands of `difficulty` digits
-//               (1..9; 1 digit includes 0). Answer: the exact integer (may be negative).
+//   arithmetic  a op b with op in {+, -, *} (or the subset TaskOptions::ops names),
+//               both operands of `difficulty` digits (1..9; 1 digit includes 0).
+//               Answer: the exact integer (may be negative).
 //   countdown   2 + difficulty numbers (difficulty 1..4: 3..6 numbers, each 1..50)
 //               and a target in [1, 999] reachable with all of them; answer: one
 //               such expression. Any expression that verify_countdown() accepts is
@@ -82,10 +83,23 @@ class Task {
   std::uint64_t seed_;
 };
 
-// "arithmetic" or "countdown"; throws listing the known names otherwise.
-std::unique_ptr<Task> make_task(std::string_view name, std::uint64_t seed = 0);
+// Task-specific knobs; each task rejects the ones it does not take.
+struct TaskOptions {
+  // arithmetic: the operators drawn, a non-empty subset of "+-*" (each at most once);
+  // "" = all three. Countdown takes no ops.
+  std::string ops;
+  // arithmetic: the chain-of-thought style, "full" (default: every column named,
+  // every written digit stated) or "short" (one terse line per column / partial
+  // product, about half the tokens). Countdown takes "" or "full".
+  std::string cot;
+};
+
+// "arithmetic" or "countdown"; throws listing the known names otherwise, and on
+// options the task does not take.
+std::unique_ptr<Task> make_task(std::string_view name, std::uint64_t seed = 0, const TaskOptions& opts = {});
 std::vector<std::string> task_names();
-std::unique_ptr<Task> make_arithmetic_task(std::uint64_t seed);  // data/task_arithmetic.cpp
+std::unique_ptr<Task> make_arithmetic_task(std::uint64_t seed, std::string ops = "+-*",
+                                           bool short_cot = false);  // data/task_arithmetic.cpp
 std::unique_ptr<Task> make_countdown_task(std::uint64_t seed);   // data/task_countdown.cpp
 
 // The SFT completion for a problem (format above).

@@ -104,40 +104,6 @@ void matches_to_pieces(const std::vector<RegexMatch>& ms, std::size_t n, std::ve
   if (prev != n) out.push_back({prev, n, false});
 }
 
-std::string utf8_lossy(std::string bytes) {
-  if (unicode::utf8_invalid_at(bytes) == std::string::npos) return bytes;
-  std::string out;
-  out.reserve(bytes.size() + 8);
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  const std::size_t n = bytes.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const std::size_t bad = unicode::utf8_invalid_at(std::string_view(bytes).substr(i));
-    if (bad == std::string::npos) {
-      out.append(bytes, i, std::string::npos);
-      break;
-    }
-    out.append(bytes, i, bad);
-    i += bad;
-    // The maximal subpart of a well-formed sequence starting at i is replaced by one U+FFFD.
-    const unsigned c = s[i];
-    std::size_t len = 1;
-    unsigned lo = 0x80, hi = 0xBF;
-    int need = 0;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    for (int k = 0; k < need && i + len < n; ++k) {
-      const unsigned d = s[i + len];
-      if (k == 0 ? (d < lo || d > hi) : (d & 0xC0) != 0x80) break;
-      ++len;
-    }
-    out.append("\xEF\xBF\xBD");
-    i += len;
-  }
-  return out;
-}
-
 class BpeEncoder {
  public:
   BpeEncoder(const Model& m, EncodeState& st, std::vector<std::int32_t>& ids) : m_(m), st_(st), ids_(ids) {}
@@ -366,7 +332,7 @@ std::string BpeTokenizer::decode(std::span<const std::int32_t> ids, bool skip_sp
     if (k == IdKind::None || (skip_special && k == IdKind::AddedSpecial)) continue;
     bytes += m_->id_bytes[static_cast<std::size_t>(id)];
   }
-  return utf8_lossy(std::move(bytes));
+  return unicode::utf8_lossy(std::move(bytes));
 }
 
 std::int64_t BpeTokenizer::vocab_size() const { return static_cast<std::int64_t>(m_->id_kind.size()); }

@@ -274,4 +274,38 @@ void nfc_append(std::string_view in, std::string& out) {
   flush(end);
 }
 
+std::string utf8_lossy(std::string bytes) {
+  if (utf8_invalid_at(bytes) == std::string::npos) return bytes;
+  std::string out;
+  out.reserve(bytes.size() + 8);
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t bad = utf8_invalid_at(std::string_view(bytes).substr(i));
+    if (bad == std::string::npos) {
+      out.append(bytes, i, std::string::npos);
+      break;
+    }
+    out.append(bytes, i, bad);
+    i += bad;
+    // The maximal subpart of a well-formed sequence starting at i is replaced by one U+FFFD.
+    const unsigned c = s[i];
+    std::size_t len = 1;
+    unsigned lo = 0x80, hi = 0xBF;
+    int need = 0;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    for (int k = 0; k < need && i + len < n; ++k) {
+      const unsigned d = s[i + len];
+      if (k == 0 ? (d < lo || d > hi) : (d & 0xC0) != 0x80) break;
+      ++len;
+    }
+    out.append("\xEF\xBF\xBD");
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace crucible::data::unicode

@@ -51,6 +51,9 @@ extern const std::size_t kDecompositionCount;
 // Byte offset of the first byte that does not start a well-formed UTF-8 sequence
 // (overlongs, surrogates and > U+10FFFF are ill-formed), or npos when `s` is valid.
 std::size_t utf8_invalid_at(std::string_view s);
+// `bytes` with every maximal ill-formed subsequence replaced by one U+FFFD (as Rust's
+// String::from_utf8_lossy and `tokenizers`' decoders do); valid input comes back as is.
+std::string utf8_lossy(std::string bytes);
 
 // Decodes the code point at p (valid UTF-8, p < end); returns its byte length.
 inline int utf8_decode(const unsigned char* p, char32_t& cp) {

@@ -43,7 +43,7 @@ std::string tasks_list() {
 }
 
 int data_make(const CommandContext& ctx, const std::vector<std::string>& args) {
-  std::string task_name, n_text, out, split_text = "train", difficulty_text, seed_text = "0", start_text = "0";
+  std::string task_name, n_text, out, split_text = "train", difficulty_text, seed_text = "0", start_text = "0", ops, cot;
   bool sft = false;
   ArgParser p("data make", "Generate a synthetic verifiable-task dataset as JSONL: one line per problem with\n"
                            "\"id\", \"prompt\", \"answer\", \"meta\" (RL prompts), plus \"response\" with --sft\n"
@@ -56,6 +56,8 @@ int data_make(const CommandContext& ctx, const std::vector<std::string>& args) {
       .option("--difficulty", &difficulty_text, "D",
               "arithmetic: digits per operand 1..9 (default 3); countdown: 1..4 for 3..6 numbers (default 2)")
       .option("--seed", &seed_text, "S", "generator seed (default 0)")
+      .option("--ops", &ops, "OPS", "arithmetic: operators drawn, a subset of +-* (default all)")
+      .option("--cot", &cot, "STYLE", "chain-of-thought style: full (default) or short (arithmetic)")
       .option("--start", &start_text, "K", "index of the first problem (default 0); extend a set with --start N")
       .flag("--sft", &sft, "add \"response\": the SFT completion (<think>...</think> then \\boxed{answer})")
       .epilog("example: crucible data make countdown --n 10000 --difficulty 2 --out data/countdown_train.jsonl\n"
@@ -72,7 +74,7 @@ int data_make(const CommandContext& ctx, const std::vector<std::string>& args) {
   for (const std::string& t : data::task_names()) known = known || t == task_name;
   if (!known)
     throw UsageError("crucible data make: unknown task '" + task_name + "' (known tasks: " + tasks_list() + ")");
-  const auto task = data::make_task(task_name, static_cast<std::uint64_t>(seed));
+  const auto task = data::make_task(task_name, static_cast<std::uint64_t>(seed), data::TaskOptions{ops, cot});
   const int difficulty =
       difficulty_text.empty()
           ? task->default_difficulty()

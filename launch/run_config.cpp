@@ -54,6 +54,7 @@ void describe(Fields& f, EvalConfig& e) {
   f.field("batch", e.batch, "prompts decoded together", kAtLeast1);
   f.field("k", e.k, "pass@k samples (1 = greedy only)", kAtLeast1);
   f.field("temperature", e.temperature, "temperature of the pass@k samples", kPos);
+  f.field("samples", e.samples, "greedy completions shown in report.json", kNonNeg);
 }
 
 void describe(Fields& f, GrpoConfig& g) {
@@ -85,6 +86,9 @@ void describe(Fields& f, TaskConfig& t) {
   static constexpr std::string_view kFormats[] = {"r1", "chatml", "llama3"};
   f.choice("task", t.task, kTasks, "verifiable task");
   f.field("difficulty", t.difficulty, "task difficulty (arithmetic: digits; countdown: 1..4)", kAtLeast1);
+  f.field("ops", t.ops, "arithmetic: the operators drawn, a subset of \"+-*\" (\"\" = all)");
+  static constexpr std::string_view kCots[] = {"full", "short"};
+  f.choice("cot", t.cot, kCots, "chain-of-thought style: full, or short (arithmetic: about half the tokens)");
   std::int64_t seed = static_cast<std::int64_t>(t.seed);
   f.field("seed", seed, "problem generator seed", kNonNeg);
   t.seed = static_cast<std::uint64_t>(seed);

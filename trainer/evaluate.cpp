@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/tokenizer_unicode.h"
 #include "rollout/generator.h"
 
 namespace crucible::trainer {
@@ -14,6 +15,7 @@ void EvalConfig::validate() const {
   CRUCIBLE_USER_CHECK(max_new_tokens >= 1, "eval.max_new_tokens must be >= 1");
   CRUCIBLE_USER_CHECK(batch >= 1, "eval.batch must be >= 1");
   CRUCIBLE_USER_CHECK(k >= 1, "eval.k must be >= 1");
+  CRUCIBLE_USER_CHECK(samples >= 0, "eval.samples must be >= 0");
 }
 
 EvalResult evaluate(Transformer& model, const TaskEnv& env, const Scorer& scorer, const EvalConfig& c,
@@ -22,6 +24,7 @@ EvalResult evaluate(Transformer& model, const TaskEnv& env, const Scorer& scorer
   const auto t0 = std::chrono::steady_clock::now();
   const int rank = comm.rank(), world = comm.world();
   double sums[5] = {0, 0, 0, 0, 0};  // n, correct, formatted, length, pass@k
+  EvalResult r;
   std::vector<PromptItem> mine;
   for (std::int64_t i = rank; i < c.n; i += world) mine.push_back(env.prompt(static_cast<std::uint64_t>(i), data::Split::Test));
   for (std::size_t first = 0; first < mine.size(); first += static_cast<std::size_t>(c.batch)) {
@@ -41,8 +44,11 @@ EvalResult evaluate(Transformer& model, const TaskEnv& env, const Scorer& scorer
     for (std::size_t i = 0; i < count; ++i) {
       std::vector<std::int32_t> content = outs[i].tokens;
       if (!content.empty() && content.back() == env.eos_id()) content.pop_back();
-      const Score s = scorer.score(mine[first + i], env.full_completion(env.tokenizer().decode(content)),
-                                   static_cast<std::int64_t>(outs[i].tokens.size()));
+      const std::string completion = env.full_completion(env.tokenizer().decode(content));
+      const Score s = scorer.score(mine[first + i], completion, static_cast<std::int64_t>(outs[i].tokens.size()));
+      if (rank == 0 && static_cast<std::int64_t>(r.samples.size()) < c.samples)
+        r.samples.push_back({mine[first + i].question, data::unicode::utf8_lossy(completion), mine[first + i].answer,
+                             s.correct});
       sums[0] += 1;
       sums[1] += s.correct;
       sums[2] += s.formatted;
@@ -68,7 +74,6 @@ EvalResult evaluate(Transformer& model, const TaskEnv& env, const Scorer& scorer
     }
   }
   comm.all_reduce_f64(std::span<double>(sums, 5), dist::ReduceOp::Sum);
-  EvalResult r;
   r.n = static_cast<std::int64_t>(sums[0]);
   const double n = std::max(sums[0], 1.0);
   r.accuracy = sums[1] / n;

@@ -14,7 +14,14 @@ struct EvalConfig {
   std::int64_t batch = 16;            // prompts decoded together
   std::int64_t k = 1;                 // pass@k with k samples at `temperature` (k = 1: greedy)
   double temperature = 0.8;
+  std::int64_t samples = 3;           // greedy completions kept in the result (report.json)
   void validate() const;
+};
+
+// One greedy completion, kept so a report shows what the model writes.
+struct EvalSample {
+  std::string question, completion, answer;
+  bool correct = false;
 };
 
 struct EvalResult {
@@ -25,6 +32,7 @@ struct EvalResult {
   double pass_at_k = 0;                  // when k > 1
   std::int64_t k = 1;
   double seconds = 0;
+  std::vector<EvalSample> samples;       // rank 0's first EvalConfig::samples completions
 };
 
 EvalResult evaluate(Transformer& model, const TaskEnv& env, const Scorer& scorer, const EvalConfig& c,

@@ -23,6 +23,18 @@ json::Value eval_json(const EvalResult& r) {
     j.set("pass_at_k", r.pass_at_k);
   }
   j.set("seconds", r.seconds);
+  if (!r.samples.empty()) {
+    json::Value samples = json::Value::array();
+    for (const EvalSample& e : r.samples) {
+      json::Value o = json::Value::object();
+      o.set("question", e.question);
+      o.set("completion", e.completion);
+      o.set("answer", e.answer);
+      o.set("correct", e.correct);
+      samples.push_back(std::move(o));
+    }
+    j.set("samples", std::move(samples));
+  }
   return j;
 }
 

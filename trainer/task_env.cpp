@@ -17,7 +17,7 @@ void TaskConfig::validate() const {
 
 TaskEnv::TaskEnv(const TaskConfig& c) : c_(c) {
   c_.validate();
-  task_ = data::make_task(c_.task, c_.seed);
+  task_ = data::make_task(c_.task, c_.seed, data::TaskOptions{c_.ops, c_.cot});
   tok_ = data::load_tokenizer(c_.tokenizer);
   format_ = *data::parse_chat_format(c_.chat_format);
   const auto eos = tok_->eos_id();

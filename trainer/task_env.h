@@ -21,6 +21,8 @@ namespace crucible::trainer {
 struct TaskConfig {
   std::string task = "arithmetic";
   int difficulty = 2;
+  std::string ops;                  // arithmetic: subset of "+-*" ("" = all)
+  std::string cot = "full";         // arithmetic: "full" or "short" chain of thought
   std::uint64_t seed = 0;
   std::string tokenizer = "byte";  // "byte" or a tokenizer.json / HF directory
   std::string chat_format = "r1";

@@ -188,3 +188,28 @@ TEST_CASE("tasks: the countdown verifier rejects misuse and malformed input", "[
   CHECK_THAT(verify_countdown(std::string(5000, '1'), nums, 1).reason, Contains("longer than 4096"));
   CHECK_THAT(verify_countdown(std::string_view("3\0", 2), nums, 3).reason, Contains("\\x00"));
 }
+
+TEST_CASE("tasks: arithmetic ops subset and short chain of thought", "[tasks]") {
+  const auto task = make_task("arithmetic", 0, TaskOptions{"+-", "short"});
+  const auto full = make_task("arithmetic", 0, TaskOptions{"+-", ""});
+  std::set<std::string> ops;
+  std::size_t short_chars = 0, full_chars = 0;
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    const Problem p = task->generate(i, Split::Train, 3), q = full->generate(i, Split::Train, 3);
+    REQUIRE(p.prompt == q.prompt);  // the style changes the chain of thought only
+    REQUIRE(p.answer == q.answer);
+    ops.insert(p.meta.at("op").as_string());
+    REQUIRE(last_line(p.cot) == last_line(q.cot));
+    short_chars += p.cot.size();
+    full_chars += q.cot.size();
+  }
+  CHECK(ops == std::set<std::string>{"+", "-"});
+  CHECK(short_chars * 2 < full_chars + full_chars / 4);  // about half the text
+  // The default keeps the problems every earlier run drew.
+  CHECK(make_task("arithmetic", 5)->generate(7, Split::Test, 2).prompt ==
+        make_task("arithmetic", 5, TaskOptions{"+-*", "full"})->generate(7, Split::Test, 2).prompt);
+  CHECK_THROWS_WITH(make_task("arithmetic", 0, TaskOptions{"+/", ""}), Contains("has '/'"));
+  CHECK_THROWS_WITH(make_task("arithmetic", 0, TaskOptions{"++", ""}), Contains("repeats '+'"));
+  CHECK_THROWS_WITH(make_task("arithmetic", 0, TaskOptions{"", "terse"}), Contains("is not full or short"));
+  CHECK_THROWS_WITH(make_task("countdown", 0, TaskOptions{"+", ""}), Contains("takes no ops"));
+}
