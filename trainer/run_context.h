@@ -48,6 +48,13 @@ class RunContext {
 
   std::string path(const std::string& relative) const;  // inside the run directory
 
+  // Held-out evaluation of the slot's current weights, scored for correctness, as
+  // report JSON. A greedy evaluation (k = 1) is a function of the weights and the
+  // eval settings only, so one of unchanged weights under the same settings is
+  // reused (a stage's "before" is then the previous stage's "after") and marked
+  // "reused": true. The key hashes every parameter byte, so any update misses.
+  json::Value evaluate_slot(const std::string& slot, const EvalConfig& e, std::uint64_t seed);
+
  private:
   void write_report();
 
@@ -59,6 +66,7 @@ class RunContext {
   std::map<std::string, std::unique_ptr<Transformer>> models_;
   json::Value report_ = json::Value::object();
   std::unique_ptr<checkpoints::CheckpointDir> ckpt_;
+  std::map<std::string, std::pair<std::string, json::Value>> last_eval_;  // slot -> (key, result)
 };
 
 // Evaluation results as report JSON.

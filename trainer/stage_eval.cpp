@@ -15,8 +15,7 @@ json::Value run_eval_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
   summary.set("kind", "eval");
   json::Value models = json::Value::object();
   for (const std::string& slot : c.models)
-    models.set(slot, eval_json(evaluate(ctx.model(slot), ctx.env(), ctx.scorer("correctness=1"), c.eval,
-                                        ctx.config().seed + 6000 + static_cast<std::uint64_t>(index), ctx.comm())));
+    models.set(slot, ctx.evaluate_slot(slot, c.eval, ctx.config().seed + 6000 + static_cast<std::uint64_t>(index)));
   summary.set("models", models);
   summary.set("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return summary;

@@ -22,7 +22,6 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
   auto& comm = ctx.comm();
   ModelWeights& w = ctx.weights(c.model);
   Transformer& policy = ctx.model(c.model);
-  const Scorer& eval_scorer = ctx.scorer("correctness=1");
   const Scorer& scorer = ctx.scorer(c.grpo.rewards);
 
   // The frozen reference: the policy as the stage found it (stored so that a
@@ -36,7 +35,7 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
   if (!resuming) {
     if (ctx.root()) checkpoints::save_model(ref_path, w);
     comm.barrier();
-    rs.set("before", eval_json(evaluate(policy, ctx.env(), eval_scorer, c.eval, ctx.config().seed + 4000, comm)));
+    rs.set("before", ctx.evaluate_slot(c.model, c.eval, ctx.config().seed + 4000));
   }
   if (c.grpo.loss.kl_beta > 0) {
     ref_w = checkpoints::load_model(ref_path, false);
@@ -106,7 +105,7 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
   summary.set("model", c.model);
   summary.set("steps", c.grpo.steps);
   if (rs.find("before")) summary.set("before", rs.at("before"));
-  summary.set("after", eval_json(evaluate(policy, ctx.env(), eval_scorer, c.eval, ctx.config().seed + 5000, comm)));
+  summary.set("after", ctx.evaluate_slot(c.model, c.eval, ctx.config().seed + 5000));
   summary.set("tokens_per_s", tokens / std::max(gen_seconds, 1e-9));
   summary.set("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   ctx.save_slot(c.model);

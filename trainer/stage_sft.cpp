@@ -102,7 +102,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
 }
 
 json::Value maybe_eval(RunContext& ctx, const std::string& slot, const EvalConfig& e, std::uint64_t salt) {
-  return eval_json(evaluate(ctx.model(slot), ctx.env(), ctx.scorer("correctness=1"), e, ctx.config().seed + salt, ctx.comm()));
+  return ctx.evaluate_slot(slot, e, ctx.config().seed + salt);
 }
 
 }  // namespace
