@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/elementwise_cpu.h"
+#include "kernels/op_checks.h"
 #ifdef CRUCIBLE_WITH_CUDA
 #include "kernels/cuda/elementwise_cuda.h"
 #endif
@@ -21,23 +22,10 @@ namespace crucible::ops {
 
 namespace {
 
-std::string describe(const Tensor& t, const char* role) {
-  return std::string(role) + " '" + (t.name().empty() ? "<unnamed>" : t.name()) + "' " + t.shape().str();
-}
-
-// The device an op runs on: that of its first tensor, which must be defined.
-Device device_of(const Tensor& t, const char* op, const char* role) {
-  CRUCIBLE_CHECK(t.defined(), op, ": ", role, " is undefined");
-  return t.device();
-}
-
-void check_tensor(const Tensor& t, Device device, const char* op, const char* role, DType dtype) {
-  CRUCIBLE_CHECK(t.defined(), op, ": ", role, " is undefined");
-  CRUCIBLE_CHECK(t.device() == device, op, ": ", describe(t, role), " is on ", t.device().str(),
-                 " but the op runs on ", device.str(), " (all its tensors must share one device)");
-  CRUCIBLE_CHECK(t.dtype() == dtype, op, ": ", describe(t, role), " must be ", dtype_name(dtype), ", got ",
-                 dtype_name(t.dtype()));
-}
+using detail::check_tensor;
+using detail::describe;
+using detail::device_of;
+using detail::fail_no_cuda;
 
 void check_same_shape(const Tensor& t, const Tensor& ref, const char* op, const char* role,
                       const char* ref_role) {
@@ -52,10 +40,6 @@ std::int64_t rows_of(const Tensor& x) { return x.dim(-1) == 0 ? 0 : x.numel() / 
 [[maybe_unused]] float* f32_out(Tensor& t) { return static_cast<float*>(t.raw()); }
 [[maybe_unused]] const std::int32_t* i32(const Tensor& t) {
   return static_cast<const std::int32_t*>(t.raw());
-}
-
-[[noreturn]] [[maybe_unused]] void fail_no_cuda(const char* op, Device device) {
-  CRUCIBLE_FAIL(op, " on ", device.str(), " needs a CUDA build");
 }
 
 // ids [T] i32, a table [V, D] and a [T, D] activation, all on `dev`.
