@@ -29,6 +29,7 @@ inline Param param(const ModelWeights& weights, const std::string& name) {
 struct SeqLayout {
   Tensor pos;         // [T] i32: position of each token in its sequence
   Tensor cu_seqlens;  // [B + 1] i32: sequence starts, cu[B] = T
+  Tensor cu_host;     // cu_seqlens on the CPU (the MoE balance loss reads it there)
   const RopeTable* rope = nullptr;
 };
 
@@ -43,9 +44,14 @@ inline ops::GemmPrecision linear_precision(const ModelConfig& c) {
   return ops::GemmPrecision::Fp32;
 }
 
-// A fresh FP32 activation [rows, cols] named for dumps ("layer3.attn.q").
-inline Tensor activation(std::int64_t rows, std::int64_t cols, std::string name) {
-  return Tensor(Shape{rows, cols}, DType::F32, Device::cpu(), std::move(name));
+// A fresh FP32 activation [rows, cols] on `device` (the model's), named for dumps
+// ("layer3.attn.q").
+inline Tensor activation(Device device, std::int64_t rows, std::int64_t cols, std::string name) {
+  return Tensor(Shape{rows, cols}, DType::F32, device, std::move(name));
 }
+
+// A host view of a small index tensor the model reads on the CPU (sequence starts,
+// positions, token ids): the tensor itself on the CPU, a synchronous copy otherwise.
+inline Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
 
 }  // namespace crucible

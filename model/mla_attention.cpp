@@ -26,6 +26,7 @@ MlaParams mla_params(const ModelWeights& w, std::int64_t layer) {
 
 void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, const SeqLayout& seq,
                  Tensor& y, MlaSaved& s) {
+  const Device dev = x.device();
   const std::int64_t T = x.dim(0), nh = c.num_attention_heads;
   const std::int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dqk = nope + rope;
   const std::int64_t dv = c.v_head_dim, kvr = c.kv_lora_rank;
@@ -34,12 +35,12 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   s.x = x;
 
   // Queries.
-  s.q = Tensor(Shape{T, nh, dqk}, DType::F32, Device::cpu(), "mla.q");
+  s.q = Tensor(Shape{T, nh, dqk}, DType::F32, dev, "mla.q");
   Tensor q2 = s.q.reshape(Shape{T, nh * dqk});
   if (c.q_lora_rank > 0) {
-    s.cq = activation(T, c.q_lora_rank, "mla.cq");
-    s.cq_n = activation(T, c.q_lora_rank, "mla.cq_n");
-    s.cq_rstd = Tensor(Shape{T}, DType::F32, Device::cpu(), "mla.cq_rstd");
+    s.cq = activation(dev, T, c.q_lora_rank, "mla.cq");
+    s.cq_n = activation(dev, T, c.q_lora_rank, "mla.cq_n");
+    s.cq_rstd = Tensor(Shape{T}, DType::F32, dev, "mla.cq_rstd");
     ops::linear_forward(x, p.q_a.w, Tensor(), s.cq, prec);
     ops::rmsnorm_forward(s.cq, p.q_a_norm.w, eps, s.cq_n, s.cq_rstd);
     ops::linear_forward(s.cq_n, p.q_b.w, Tensor(), q2, prec);
@@ -48,27 +49,27 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   }
 
   // Keys and values through the latent.
-  Tensor kv_a = activation(T, kvr + rope, "mla.kv_a");  // [T, kv_lora + rope]
+  Tensor kv_a = activation(dev, T, kvr + rope, "mla.kv_a");  // [T, kv_lora + rope]
   ops::linear_forward(x, p.kv_a.w, Tensor(), kv_a, prec);
-  s.ckv = activation(T, kvr, "mla.ckv");
+  s.ckv = activation(dev, T, kvr, "mla.ckv");
   ops::copy_columns(kv_a, 0, s.ckv, 0, kvr);
-  Tensor k_rope(Shape{T, 1, rope}, DType::F32, Device::cpu(), "mla.k_rope");
+  Tensor k_rope(Shape{T, 1, rope}, DType::F32, dev, "mla.k_rope");
   ops::copy_columns(kv_a, kvr, k_rope, 0, rope);
-  s.ckv_n = activation(T, kvr, "mla.ckv_n");
-  s.ckv_rstd = Tensor(Shape{T}, DType::F32, Device::cpu(), "mla.ckv_rstd");
+  s.ckv_n = activation(dev, T, kvr, "mla.ckv_n");
+  s.ckv_rstd = Tensor(Shape{T}, DType::F32, dev, "mla.ckv_rstd");
   ops::rmsnorm_forward(s.ckv, p.kv_a_norm.w, eps, s.ckv_n, s.ckv_rstd);
-  Tensor kv = activation(T, nh * (nope + dv), "mla.kv");  // [T, nh, nope + dv]
+  Tensor kv = activation(dev, T, nh * (nope + dv), "mla.kv");  // [T, nh, nope + dv]
   ops::linear_forward(s.ckv_n, p.kv_b.w, Tensor(), kv, prec);
 
   // RoPE on the rope dims (interleaved): the shared key once, each query head.
   ops::rope_apply(k_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
-  Tensor q_rope(Shape{T, nh, rope}, DType::F32, Device::cpu(), "mla.q_rope");
+  Tensor q_rope(Shape{T, nh, rope}, DType::F32, dev, "mla.q_rope");
   Tensor q_rope2 = q_rope.reshape(Shape{T, nh * rope});
   for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(q2, h * dqk + nope, q_rope2, h * rope, rope);
   ops::rope_apply(q_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
 
-  s.k = Tensor(Shape{T, nh, dqk}, DType::F32, Device::cpu(), "mla.k");
-  s.v = Tensor(Shape{T, nh, dv}, DType::F32, Device::cpu(), "mla.v");
+  s.k = Tensor(Shape{T, nh, dqk}, DType::F32, dev, "mla.k");
+  s.v = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.v");
   Tensor k2 = s.k.reshape(Shape{T, nh * dqk}), v2 = s.v.reshape(Shape{T, nh * dv});
   Tensor kr2 = k_rope.reshape(Shape{T, rope});
   for (std::int64_t h = 0; h < nh; ++h) {
@@ -78,33 +79,34 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
     ops::copy_columns(kv, h * (nope + dv) + nope, v2, h * dv, dv);
   }
 
-  s.o = Tensor(Shape{T, nh, dv}, DType::F32, Device::cpu(), "mla.o");
-  s.lse = Tensor(Shape{T, nh}, DType::F32, Device::cpu(), "mla.lse");
+  s.o = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
+  s.lse = Tensor(Shape{T, nh}, DType::F32, dev, "mla.lse");
   ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
   ops::linear_forward(s.o.reshape(Shape{T, nh * dv}), p.o.w, Tensor(), y, prec);
 }
 
 void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const SeqLayout& seq,
                   const MlaSaved& s, Tensor& dx) {
+  const Device dev = dy.device();
   const std::int64_t T = dy.dim(0), nh = c.num_attention_heads;
   const std::int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dqk = nope + rope;
   const std::int64_t dv = c.v_head_dim, kvr = c.kv_lora_rank, H = c.hidden_size;
   const auto prec = linear_precision(c);
   Tensor none;
 
-  Tensor d_o = activation(T, nh * dv, "mla.do");
+  Tensor d_o = activation(dev, T, nh * dv, "mla.do");
   ops::linear_backward(dy, s.o.reshape(Shape{T, nh * dv}), p.o.w, d_o, p.o.g, none, prec);
-  Tensor dq(Shape{T, nh, dqk}, DType::F32), dk(Shape{T, nh, dqk}, DType::F32), dv_(Shape{T, nh, dv}, DType::F32);
+  Tensor dq(Shape{T, nh, dqk}, DType::F32, dev), dk(Shape{T, nh, dqk}, DType::F32, dev), dv_(Shape{T, nh, dv}, DType::F32, dev);
   ops::attention_backward(d_o.reshape(Shape{T, nh, dv}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
                           static_cast<float>(c.softmax_scale()), dq, dk, dv_);
   Tensor dq2 = dq.reshape(Shape{T, nh * dqk}), dk2 = dk.reshape(Shape{T, nh * dqk});
   Tensor dv2 = dv_.reshape(Shape{T, nh * dv});
 
   // Split head gradients back into kv_b's output, the shared rope key and q's rope dims.
-  Tensor dkv = activation(T, nh * (nope + dv), "mla.dkv");
-  Tensor dk_rope(Shape{T, 1, rope}, DType::F32);
+  Tensor dkv = activation(dev, T, nh * (nope + dv), "mla.dkv");
+  Tensor dk_rope(Shape{T, 1, rope}, DType::F32, dev);
   Tensor dkr2 = dk_rope.reshape(Shape{T, rope});
-  Tensor dq_rope(Shape{T, nh, rope}, DType::F32);
+  Tensor dq_rope(Shape{T, nh, rope}, DType::F32, dev);
   Tensor dq_rope2 = dq_rope.reshape(Shape{T, nh * rope});
   for (std::int64_t h = 0; h < nh; ++h) {
     ops::copy_columns(dk2, h * dqk, dkv, h * (nope + dv), nope);
@@ -117,21 +119,21 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(dq_rope2, h * rope, dq2, h * dqk + nope, rope);
 
   // Keys/values path: kv_b, kv_a_layernorm, kv_a.
-  Tensor dckv_n = activation(T, kvr, "mla.dckv_n");
+  Tensor dckv_n = activation(dev, T, kvr, "mla.dckv_n");
   ops::linear_backward(dkv, s.ckv_n, p.kv_b.w, dckv_n, p.kv_b.g, none, prec);
-  Tensor dkv_a = activation(T, kvr + rope, "mla.dkv_a");
-  Tensor dckv = activation(T, kvr, "mla.dckv");
+  Tensor dkv_a = activation(dev, T, kvr + rope, "mla.dkv_a");
+  Tensor dckv = activation(dev, T, kvr, "mla.dckv");
   ops::rmsnorm_backward(dckv_n, s.ckv, p.kv_a_norm.w, s.ckv_rstd, dckv, p.kv_a_norm.g);
   ops::copy_columns(dckv, 0, dkv_a, 0, kvr);
   ops::copy_columns(dkr2, 0, dkv_a, kvr, rope);
   ops::linear_backward(dkv_a, s.x, p.kv_a.w, dx, p.kv_a.g, none, prec);
 
   // Query path.
-  Tensor dx_q = activation(T, H, "mla.dx_q");
+  Tensor dx_q = activation(dev, T, H, "mla.dx_q");
   if (c.q_lora_rank > 0) {
-    Tensor dcq_n = activation(T, c.q_lora_rank, "mla.dcq_n");
+    Tensor dcq_n = activation(dev, T, c.q_lora_rank, "mla.dcq_n");
     ops::linear_backward(dq2, s.cq_n, p.q_b.w, dcq_n, p.q_b.g, none, prec);
-    Tensor dcq = activation(T, c.q_lora_rank, "mla.dcq");
+    Tensor dcq = activation(dev, T, c.q_lora_rank, "mla.dcq");
     ops::rmsnorm_backward(dcq_n, s.cq, p.q_a_norm.w, s.cq_rstd, dcq, p.q_a_norm.g);
     ops::linear_backward(dcq, s.x, p.q_a.w, dx_q, p.q_a.g, none, prec);
   } else {

@@ -1,5 +1,7 @@
-// model/moe.cpp: DeepSeekMoE forward/backward: route, permute by expert, run each
-// expert on its tokens, weighted combine; and the mirror image.
+// model/moe.cpp: DeepSeekMoE forward/backward: route, permute the (token, slot) pairs
+// by expert, run each expert on its band of rows, weighted combine; and the mirror
+// image. Runs on the device of its input; only the expert offsets (and, with a
+// balance loss, the scores) are read on the host.
 #include "model/moe.h"
 
 #include "kernels/moe_routing.h"
@@ -77,103 +79,90 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
                  Tensor& y, MoeSaved& s) {
   const std::int64_t T = x.dim(0), H = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   const auto prec = linear_precision(c);
+  const Device dev = x.device();
   s.x = x;
-  Tensor logits = activation(T, E, "moe.logits");
+  Tensor logits = activation(dev, T, E, "moe.logits");
   ops::linear_forward(x, p.gate.w, Tensor(), logits, ops::GemmPrecision::Fp32);  // router in FP32
-  s.scores = activation(T, E, "moe.scores");
-  s.topk_idx = Tensor(Shape{T, k}, DType::I32, Device::cpu(), "moe.topk_idx");
-  s.topk_w = activation(T, k, "moe.topk_w");
+  s.scores = activation(dev, T, E, "moe.scores");
+  s.topk_idx = Tensor(Shape{T, k}, DType::I32, dev, "moe.topk_idx");
+  s.topk_w = activation(dev, T, k, "moe.topk_w");
   ops::moe_route_forward(logits, p.bias.w, routing_params(c), s.scores, s.topk_idx, s.topk_w);
 
-  // Permutation: token rows per expert, in token order (deterministic).
-  std::vector<std::vector<std::int32_t>> rows(E), slots(E);
-  const std::int32_t* idx = s.topk_idx.data<std::int32_t>();
-  for (std::int64_t t = 0; t < T; ++t)
-    for (std::int64_t j = 0; j < k; ++j) {
-      rows[idx[t * k + j]].push_back(static_cast<std::int32_t>(t));
-      slots[idx[t * k + j]].push_back(static_cast<std::int32_t>(j));
-    }
+  // Permutation: the (token, slot) pairs expert by expert, in token order
+  // (deterministic). Only the E + 1 offsets come to the host: they size the experts.
+  Tensor offsets(Shape{E + 1}, DType::I32, dev, "moe.offsets");
+  s.rows = Tensor(Shape{T * k}, DType::I32, dev, "moe.rows");
+  s.position = Tensor(Shape{T, k}, DType::I32, dev, "moe.position");
+  ops::moe_permute_plan(s.topk_idx, offsets, s.rows, s.position);
+  const Tensor off = on_host(offsets);
+  s.offsets.assign(off.data<std::int32_t>(), off.data<std::int32_t>() + E + 1);
+  s.load.assign(E, 0);
+  for (std::int64_t e = 0; e < E; ++e) s.load[e] = s.offsets[e + 1] - s.offsets[e];
 
   if (c.n_shared_experts > 0) mlp_forward(p.shared, x, prec, y, s.shared);
   else ops::fill(y, 0.0f);
 
-  s.rows.assign(E, Tensor());
-  s.slots.assign(E, Tensor());
+  // Each expert runs on its contiguous band of the permuted rows.
+  Tensor x_perm = activation(dev, T * k, H, "moe.x_perm");
+  ops::gather_rows(x, s.rows, x_perm);
+  s.expert_out = activation(dev, T * k, H, "moe.expert_out");
   s.expert.assign(E, MlpSaved());
-  s.expert_out.assign(E, Tensor());
-  s.load.assign(E, 0);
-  const float* w = s.topk_w.data<float>();
   for (std::int64_t e = 0; e < E; ++e) {
-    const std::int64_t n = static_cast<std::int64_t>(rows[e].size());
-    s.load[e] = n;
-    if (n == 0) continue;
-    s.rows[e] = Tensor(Shape{n}, DType::I32, Device::cpu(), "moe.rows");
-    s.slots[e] = Tensor(Shape{n}, DType::I32, Device::cpu(), "moe.slots");
-    std::copy(rows[e].begin(), rows[e].end(), s.rows[e].data<std::int32_t>());
-    std::copy(slots[e].begin(), slots[e].end(), s.slots[e].data<std::int32_t>());
-    Tensor xe = activation(n, H, "moe.expert_in");
-    ops::gather_rows(x, s.rows[e], xe);
-    s.expert_out[e] = activation(n, H, "moe.expert_out");
-    mlp_forward(p.experts[e], xe, prec, s.expert_out[e], s.expert[e]);
-    Tensor scale(Shape{n}, DType::F32);
-    for (std::int64_t i = 0; i < n; ++i) scale.data<float>()[i] = w[rows[e][i] * k + slots[e][i]];
-    ops::scatter_add_rows(s.expert_out[e], s.rows[e], scale, y);
+    if (s.load[e] == 0) continue;
+    Tensor out = s.expert_out.slice(s.offsets[e], s.offsets[e + 1]);
+    mlp_forward(p.experts[e], x_perm.slice(s.offsets[e], s.offsets[e + 1]), prec, out, s.expert[e]);
   }
-  s.balance_loss = balance_loss(c, s.scores, s.topk_idx, cu_seqlens, nullptr);
+  ops::moe_unpermute_combine(s.expert_out, s.position, s.topk_w, y);
+  s.balance_loss = c.aux_loss_alpha > 0 ? balance_loss(c, on_host(s.scores), on_host(s.topk_idx),
+                                                       on_host(cu_seqlens), nullptr)
+                                        : 0.0;
 }
 
 void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Tensor& cu_seqlens,
                   const MoeSaved& s, Tensor& dx) {
   const std::int64_t T = dy.dim(0), H = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   const auto prec = linear_precision(c);
+  const Device dev = dy.device();
   if (c.n_shared_experts > 0) mlp_backward(p.shared, dy, s.shared, prec, dx);
   else ops::fill(dx, 0.0f);
 
-  Tensor dtopk_w = activation(T, k, "moe.dtopk_w");
-  const float* w = s.topk_w.data<float>();
+  // Combine: d(expert_out) = w * dy_t, dw = <dy_t, expert_out row>.
+  Tensor dexpert_out = activation(dev, T * k, H, "moe.expert_dout");
+  Tensor dtopk_w = activation(dev, T, k, "moe.dtopk_w");
+  ops::moe_unpermute_combine_backward(dy, s.expert_out, s.position, s.topk_w, dexpert_out, dtopk_w);
+  Tensor dx_perm = activation(dev, T * k, H, "moe.expert_dx");
   for (std::int64_t e = 0; e < E; ++e) {
-    const std::int64_t n = s.load[e];
-    if (n == 0) continue;
-    const std::int32_t* rows = s.rows[e].data<std::int32_t>();
-    const std::int32_t* slots = s.slots[e].data<std::int32_t>();
-    Tensor dye = activation(n, H, "moe.expert_dout");
-    ops::gather_rows(dy, s.rows[e], dye);
-    // dw = <dy_t, expert_out_row>; d(expert_out) = w * dy_t.
-    const float* out = s.expert_out[e].data<float>();
-    float* d = dye.data<float>();
-    for (std::int64_t i = 0; i < n; ++i) {
-      double dot = 0;
-      for (std::int64_t h = 0; h < H; ++h) dot += static_cast<double>(d[i * H + h]) * out[i * H + h];
-      dtopk_w.data<float>()[rows[i] * k + slots[i]] = static_cast<float>(dot);
-      const float wi = w[rows[i] * k + slots[i]];
-      for (std::int64_t h = 0; h < H; ++h) d[i * H + h] *= wi;
-    }
-    Tensor dxe = activation(n, H, "moe.expert_dx");
-    mlp_backward(p.experts[e], dye, s.expert[e], prec, dxe);
-    ops::scatter_add_rows(dxe, s.rows[e], Tensor(), dx);
+    if (s.load[e] == 0) continue;
+    Tensor dxe = dx_perm.slice(s.offsets[e], s.offsets[e + 1]);
+    mlp_backward(p.experts[e], dexpert_out.slice(s.offsets[e], s.offsets[e + 1]), s.expert[e], prec, dxe);
   }
+  ops::scatter_add_rows(dx_perm, s.rows, Tensor(), dx);  // ascending permuted row = ascending expert
 
-  Tensor dlogits = activation(T, E, "moe.dlogits");
+  Tensor dlogits = activation(dev, T, E, "moe.dlogits");
   ops::moe_route_backward(dtopk_w, s.scores, s.topk_idx, routing_params(c), dlogits);
   if (c.aux_loss_alpha > 0) {
-    // The balance loss reaches the logits through the scores: ds -> dlogits.
-    Tensor dscores = activation(T, E, "moe.dscores_aux");
-    balance_loss(c, s.scores, s.topk_idx, cu_seqlens, &dscores);
-    const float* sc = s.scores.data<float>();
+    // The balance loss reaches the logits through the scores: ds -> dlogits. It reads
+    // T x E scores: computed on the host.
+    const Tensor scores = on_host(s.scores);
+    Tensor dscores(Shape{T, E}, DType::F32, Device::cpu(), "moe.dscores_aux");
+    balance_loss(c, scores, on_host(s.topk_idx), on_host(cu_seqlens), &dscores);
+    Tensor daux(Shape{T, E}, DType::F32, Device::cpu(), "moe.dlogits_aux");
+    const float* sc = scores.data<float>();
     const float* ds = dscores.data<float>();
-    float* dl = dlogits.data<float>();
+    float* dl = daux.data<float>();
     if (c.scoring_func == ScoringFunc::Sigmoid) {
-      for (std::int64_t i = 0; i < T * E; ++i) dl[i] += ds[i] * sc[i] * (1 - sc[i]);
+      for (std::int64_t i = 0; i < T * E; ++i) dl[i] = ds[i] * sc[i] * (1 - sc[i]);
     } else {
       for (std::int64_t t = 0; t < T; ++t) {
         double dot = 0;
         for (std::int64_t e = 0; e < E; ++e) dot += static_cast<double>(ds[t * E + e]) * sc[t * E + e];
         for (std::int64_t e = 0; e < E; ++e)
-          dl[t * E + e] += static_cast<float>(sc[t * E + e] * (ds[t * E + e] - dot));
+          dl[t * E + e] = static_cast<float>(sc[t * E + e] * (ds[t * E + e] - dot));
       }
     }
+    ops::axpy(1.0f, dev.is_cpu() ? daux : daux.to(dev), dlogits);
   }
-  Tensor dx_router = activation(T, H, "moe.dx_router");
+  Tensor dx_router = activation(dev, T, H, "moe.dx_router");
   Tensor none;
   ops::linear_backward(dlogits, s.x, p.gate.w, dx_router, p.gate.g, none, ops::GemmPrecision::Fp32);
   ops::axpy(1.0f, dx_router, dx);

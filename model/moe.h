@@ -28,18 +28,20 @@ struct MoeSaved {
   Tensor x;                    // [T, H]
   Tensor scores;               // [T, E]
   Tensor topk_idx, topk_w;     // [T, k] i32, [T, k]
-  // Per expert: the routed token rows (i32 [n_e]), their slots in top-k, the
-  // expert's saved activations and its unweighted output [n_e, H].
-  std::vector<Tensor> rows, slots;
-  std::vector<MlpSaved> expert;
-  std::vector<Tensor> expert_out;
+  // The permutation (kernels/moe_routing.h): token of each permuted row (i32 [T k]),
+  // permuted row of each (token, slot) (i32 [T, k]), and expert e's band of rows
+  // [offsets[e], offsets[e + 1]) (host copy).
+  Tensor rows, position;
+  std::vector<std::int64_t> offsets;
+  std::vector<MlpSaved> expert;  // per expert (empty when it got no rows)
+  Tensor expert_out;             // [T k, H] unweighted expert outputs, permuted order
   MlpSaved shared;
   std::vector<std::int64_t> load;  // tokens per expert in this forward
   double balance_loss = 0;          // alpha * Σ_seq Σ_i f_i P_i / n_seq
 };
 
-// x [T, H] -> y [T, H] (written). cu_seqlens (i32 [B+1]) delimits the sequences
-// of the balance loss.
+// x [T, H] -> y [T, H] (written). cu_seqlens (i32 [B+1], any device) delimits the
+// sequences of the balance loss.
 void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, const Tensor& cu_seqlens,
                  Tensor& y, MoeSaved& s);
 // dy -> dx (written); parameter grads +=; the balance loss gradient is included.

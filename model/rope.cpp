@@ -76,7 +76,7 @@ double rope_attention_factor(const RopeConfig& r) {
   return yarn_mscale(r.factor, 1.0);
 }
 
-RopeTable make_rope_table(const ModelConfig& c, std::int64_t max_pos) {
+RopeTable make_rope_table(const ModelConfig& c, std::int64_t max_pos, Device device) {
   RopeTable t;
   t.rot = c.is_mla() ? c.qk_rope_head_dim : c.attn_head_dim();
   t.interleaved = c.is_mla();
@@ -94,6 +94,10 @@ RopeTable make_rope_table(const ModelConfig& c, std::int64_t max_pos) {
       cs[p * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)) * attn);
       sn[p * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)) * attn);
     }
+  if (!device.is_cpu()) {
+    t.cos = t.cos.to(device);
+    t.sin = t.sin.to(device);
+  }
   return t;
 }
 

@@ -27,6 +27,7 @@ struct RopeTable {
 
 // The table a model's attention uses: DeepSeek rotates qk_rope_head_dim dims
 // interleaved, GQA models rotate the whole head half-split.
-RopeTable make_rope_table(const ModelConfig& c, std::int64_t max_pos);
+// Computed on the host, then copied to `device`.
+RopeTable make_rope_table(const ModelConfig& c, std::int64_t max_pos, Device device = Device::cpu());
 
 }  // namespace crucible

@@ -34,22 +34,34 @@ Batch Batch::from_sequences(const std::vector<std::vector<std::int32_t>>& seqs) 
   return b;
 }
 
+Batch Batch::to(Device device) const {
+  if (ids.device() == device) return *this;
+  Batch b;
+  b.ids = ids.to(device);
+  b.targets = targets.to(device);
+  b.pos = pos.to(device);
+  b.cu_seqlens = cu_seqlens.to(device);
+  return b;
+}
+
 Transformer::Transformer(ModelWeights& weights) : w_(weights) {}
 
 Tensor Transformer::head_weight() const {
   return config().tie_word_embeddings ? w_.param("model.embed_tokens.weight") : w_.param("lm_head.weight");
 }
 
+Device Transformer::device() const { return w_.param("model.embed_tokens.weight").device(); }
+
 const RopeTable& Transformer::rope_for(const Tensor& pos) {
   std::int32_t max_pos = 0;
-  for (std::int32_t p : pos.span<std::int32_t>()) max_pos = std::max(max_pos, p);
+  for (std::int32_t p : on_host(pos).span<std::int32_t>()) max_pos = std::max(max_pos, p);
   CRUCIBLE_USER_CHECK(max_pos < config().max_position_embeddings, "position ", max_pos,
                       " exceeds max_position_embeddings (", config().max_position_embeddings, ")");
   if (!rope_.cos.defined() || rope_.cos.dim(0) <= max_pos) {
     // Grow geometrically so that decoding does not rebuild the table every token.
     const std::int64_t want = std::min<std::int64_t>(config().max_position_embeddings,
                                                      std::max<std::int64_t>(256, 2 * (max_pos + 1)));
-    rope_ = make_rope_table(config(), want);
+    rope_ = make_rope_table(config(), want, device());
   }
   return rope_;
 }
@@ -59,23 +71,24 @@ Tensor Transformer::layer_forward(std::int64_t l, bool moe, const Tensor& h, Lay
   const std::int64_t T = h.dim(0), H = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const std::string p = "model.layers." + std::to_string(l) + ".";
+  const Device dev = h.device();
   ls.h_in = h;
-  ls.a = activation(T, H, "attn_in");
-  ls.a_rstd = Tensor(Shape{T}, DType::F32);
+  ls.a = activation(dev, T, H, "attn_in");
+  ls.a_rstd = Tensor(Shape{T}, DType::F32, dev);
   ops::rmsnorm_forward(h, w_.param(p + "input_layernorm.weight"), eps, ls.a, ls.a_rstd);
-  Tensor attn_out = activation(T, H, "attn_out");
+  Tensor attn_out = activation(dev, T, H, "attn_out");
   if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
   else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
   ls.h_mid = h.clone();
   ops::axpy(1.0f, attn_out, ls.h_mid);
 
-  ls.b = activation(T, H, "ffn_in");
-  ls.b_rstd = Tensor(Shape{T}, DType::F32);
+  ls.b = activation(dev, T, H, "ffn_in");
+  ls.b_rstd = Tensor(Shape{T}, DType::F32, dev);
   ops::rmsnorm_forward(ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), eps, ls.b, ls.b_rstd);
-  Tensor ffn_out = activation(T, H, "ffn_out");
+  Tensor ffn_out = activation(dev, T, H, "ffn_out");
   ls.moe_layer = moe;
   if (moe) {
-    moe_forward(c, moe_params(w_, l), ls.b, st.seq.cu_seqlens, ffn_out, ls.moe);
+    moe_forward(c, moe_params(w_, l), ls.b, st.seq.cu_host, ffn_out, ls.moe);
     st.aux_loss += ls.moe.balance_loss;
   } else {
     mlp_forward(mlp_params(w_, p + "mlp."), ls.b, linear_precision(c), ffn_out, ls.mlp);
@@ -89,21 +102,22 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
   const ModelConfig& c = config();
   const std::int64_t T = dh.dim(0), H = c.hidden_size;
   const std::string p = "model.layers." + std::to_string(l) + ".";
+  const Device dev = dh.device();
   // FFN residual: dh flows through unchanged and through FFN(RMSNorm(h_mid)).
-  Tensor db = activation(T, H, "d_ffn_in");
+  Tensor db = activation(dev, T, H, "d_ffn_in");
   if (ls.moe_layer) {
     MoeParams mp = moe_params(w_, l);
-    moe_backward(c, mp, dh, st.seq.cu_seqlens, ls.moe, db);
+    moe_backward(c, mp, dh, st.seq.cu_host, ls.moe, db);
   } else {
     MlpParams mp = mlp_params(w_, p + "mlp.");
     mlp_backward(mp, dh, ls.mlp, linear_precision(c), db);
   }
-  Tensor dmid = activation(T, H, "d_h_mid");
+  Tensor dmid = activation(dev, T, H, "d_h_mid");
   Tensor gpost = w_.grad(p + "post_attention_layernorm.weight");
   ops::rmsnorm_backward(db, ls.h_mid, w_.param(p + "post_attention_layernorm.weight"), ls.b_rstd, dmid, gpost);
   ops::axpy(1.0f, dmid, dh);
   // Attention residual.
-  Tensor da = activation(T, H, "d_attn_in");
+  Tensor da = activation(dev, T, H, "d_attn_in");
   if (c.is_mla()) {
     MlaParams ap = mla_params(w_, l);
     mla_backward(c, ap, dh, st.seq, ls.mla, da);
@@ -111,7 +125,7 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
     GqaParams ap = gqa_params(w_, l);
     gqa_backward(c, ap, dh, st.seq, ls.gqa, da);
   }
-  Tensor din = activation(T, H, "d_h_in");
+  Tensor din = activation(dev, T, H, "d_h_in");
   Tensor gin = w_.grad(p + "input_layernorm.weight");
   ops::rmsnorm_backward(da, ls.h_in, w_.param(p + "input_layernorm.weight"), ls.a_rstd, din, gin);
   ops::axpy(1.0f, din, dh);
@@ -121,18 +135,21 @@ Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
   const ModelConfig& c = config();
   const std::int64_t T = batch.tokens(), H = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  st.seq = {batch.pos, batch.cu_seqlens, &rope_for(batch.pos)};
+  const Device dev = device();
+  CRUCIBLE_CHECK(batch.ids.device() == dev, "batch on ", batch.ids.device().str(), ", model on ", dev.str(),
+                 " (Batch::to moves it)");
+  st.seq = {batch.pos, batch.cu_seqlens, on_host(batch.cu_seqlens), &rope_for(batch.pos)};
   st.ids = batch.ids;
   st.targets = batch.targets;
   st.layers.assign(c.num_hidden_layers, LayerState());
   st.aux_loss = 0;
 
-  Tensor h = activation(T, H, "embed");
+  Tensor h = activation(dev, T, H, "embed");
   ops::embedding_forward(batch.ids, w_.param("model.embed_tokens.weight"), h);
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) h = layer_forward(l, c.is_moe_layer(l), h, st.layers[l], st);
   st.h_last = h;
-  st.hf = activation(T, H, "final_norm");
-  st.hf_rstd = Tensor(Shape{T}, DType::F32);
+  st.hf = activation(dev, T, H, "final_norm");
+  st.hf_rstd = Tensor(Shape{T}, DType::F32, dev);
   ops::rmsnorm_forward(h, w_.param("model.norm.weight"), eps, st.hf, st.hf_rstd);
   return st.hf;
 }
@@ -140,12 +157,13 @@ Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
 Tensor Transformer::forward_logprobs(const Batch& batch, ForwardState& st, Tensor* entropy) {
   const Tensor hf = forward_hidden(batch, st);
   const std::int64_t T = batch.tokens();
-  Tensor logp(Shape{T}, DType::F32, Device::cpu(), "logp");
-  st.lse = Tensor(Shape{T}, DType::F32, Device::cpu(), "head.lse");
+  const Device dev = device();
+  Tensor logp(Shape{T}, DType::F32, dev, "logp");
+  st.lse = Tensor(Shape{T}, DType::F32, dev, "head.lse");
   Tensor ent;
   ops::LogprobHeadOptions opts;
   if (entropy) {
-    ent = Tensor(Shape{T}, DType::F32, Device::cpu(), "entropy");
+    ent = Tensor(Shape{T}, DType::F32, dev, "entropy");
     opts.entropy = true;
   }
   ops::logprob_head_forward(hf, head_weight(), batch.targets, logp, st.lse, ent, opts);
@@ -157,11 +175,12 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* 
   const ModelConfig& c = config();
   CRUCIBLE_CHECK(w_.has_grads(), "backward needs a gradient arena");
   const std::int64_t T = dlogp.numel(), H = c.hidden_size;
+  const Device dev = device();
   const std::string head_name = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  Tensor dhf = activation(T, H, "d_final_norm");
+  Tensor dhf = activation(dev, T, H, "d_final_norm");
   Tensor dhead = w_.grad(head_name);
   ops::logprob_head_backward(dlogp, st.hf, head_weight(), st.targets, st.lse, dhf, dhead);
-  Tensor dh = activation(T, H, "d_h");
+  Tensor dh = activation(dev, T, H, "d_h");
   {
     Tensor g = w_.grad("model.norm.weight");
     ops::rmsnorm_backward(dhf, st.h_last, w_.param("model.norm.weight"), st.hf_rstd, dh, g);

@@ -27,6 +27,8 @@ struct Batch {
   // Packs sequences; targets are the next token (the last position of each
   // sequence targets its own token: callers mask it).
   static Batch from_sequences(const std::vector<std::vector<std::int32_t>>& seqs);
+  // The same batch on `device` (a copy; this batch when it is already there).
+  Batch to(Device device) const;
   std::int64_t tokens() const { return ids.numel(); }
   std::int64_t sequences() const { return cu_seqlens.numel() - 1; }
 };
@@ -58,6 +60,9 @@ class Transformer {
   explicit Transformer(ModelWeights& weights);
 
   const ModelConfig& config() const { return w_.config(); }
+  // Where the weights live; every forward/backward runs there (batches must be moved
+  // there first: Batch::to).
+  Device device() const;
   ModelWeights& weights() { return w_; }
   const ModelWeights& weights() const { return w_; }
   // The LM head matrix [V, H]: lm_head.weight, or the embedding when tied.
