@@ -97,9 +97,6 @@ FilePlan plan_file(const NamedTensors& tensors, const SafetensorsMetadata& metad
   return plan;
 }
 
-// The tensor's bytes on the host (a copy for device tensors).
-Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
-
 // "<path>.tmp", written, fsynced and renamed over <path> by commit(); removed when
 // dropped before that.
 class AtomicFile {

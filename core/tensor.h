@@ -149,6 +149,10 @@ class Tensor {
   std::string name_;
 };
 
+// The tensor itself when it lives on the CPU, else a synchronous copy to the host: for
+// small tensors read there (sequence starts, routing decisions, results in tests).
+inline Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
+
 // Copies nbytes between pointers on the given devices (CUDA copies are synchronous).
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t nbytes);
 

@@ -11,8 +11,10 @@
 // `stream`, is deterministic (no atomics) and multiplies BF16 operands on the tensor
 // cores with FP32 accumulation: q, k, v, dout and the probabilities P and dS are
 // rounded to BF16 (RNE) before each product, softmax statistics stay FP32. The CUDA
-// twin supports (dqk, dv) in {(192, 128), (128, 128), (64, 64)} and fails loudly
-// otherwise. tests/gpu/test_attention.cpp states how closely the twins agree.
+// twin has tensor-core variants for (dqk, dv) in {(192, 128), (128, 128), (64, 64)};
+// other dims up to 512 run an FP32 fallback (kernels/cuda/attention_generic.cu: no
+// BF16 rounding, quadratic scalar work, for small models). tests/gpu/test_attention.cpp
+// states how closely the twins agree.
 #pragma once
 
 #include "core/stream.h"

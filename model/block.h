@@ -50,8 +50,4 @@ inline Tensor activation(Device device, std::int64_t rows, std::int64_t cols, st
   return Tensor(Shape{rows, cols}, DType::F32, device, std::move(name));
 }
 
-// A host view of a small index tensor the model reads on the CPU (sequence starts,
-// positions, token ids): the tensor itself on the CPU, a synchronous copy otherwise.
-inline Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
-
 }  // namespace crucible

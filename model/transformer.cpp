@@ -54,7 +54,8 @@ Device Transformer::device() const { return w_.param("model.embed_tokens.weight"
 
 const RopeTable& Transformer::rope_for(const Tensor& pos) {
   std::int32_t max_pos = 0;
-  for (std::int32_t p : on_host(pos).span<std::int32_t>()) max_pos = std::max(max_pos, p);
+  const Tensor pos_host = on_host(pos);
+  for (std::int32_t p : pos_host.span<std::int32_t>()) max_pos = std::max(max_pos, p);
   CRUCIBLE_USER_CHECK(max_pos < config().max_position_embeddings, "position ", max_pos,
                       " exceeds max_position_embeddings (", config().max_position_embeddings, ")");
   if (!rope_.cos.defined() || rope_.cos.dim(0) <= max_pos) {

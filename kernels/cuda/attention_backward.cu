@@ -340,8 +340,8 @@ void launch_backward(const BackwardParams& p, std::int64_t n_seq, cudaStream_t s
 void attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* out,
                         const float* lse, const std::int32_t* cu_seqlens, const AttentionShape& s, float scale,
                         float* dq, float* dk, float* dv, void* stream) {
-  CRUCIBLE_CHECK(attention_head_dims_supported(s.dqk, s.dv), "attention_backward (CUDA): head dims dqk = ", s.dqk,
-                 ", dv = ", s.dv, " have no kernel; supported (dqk, dv): (192, 128), (128, 128), (64, 64)");
+  if (!attention_head_dims_supported(s.dqk, s.dv))
+    return attention_backward_generic(dout, q, k, v, out, lse, cu_seqlens, s, scale, dq, dk, dv, stream);
   CRUCIBLE_CHECK(s.T < (std::int64_t{1} << 31) && s.n_seq < (std::int64_t{1} << 31) && s.Hq <= 65535,
                  "attention_backward (CUDA): T = ", s.T, ", B = ", s.n_seq, ", Hq = ", s.Hq, " exceed the grid");
   for (const void* ptr : {static_cast<const void*>(dout), static_cast<const void*>(q), static_cast<const void*>(k),

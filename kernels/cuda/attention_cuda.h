@@ -23,8 +23,10 @@ struct AttentionShape {
   std::int64_t n_seq;  // sequences B; cu_seqlens holds B + 1 offsets
 };
 
-// True when a kernel variant exists for these head dims (see kernels/attention.h).
+// True when a BF16 tensor-core variant exists for these head dims (see
+// kernels/attention.h); other dims up to kGenericMaxDim run the FP32 fallback.
 bool attention_head_dims_supported(std::int64_t dqk, std::int64_t dv);
+constexpr std::int64_t kGenericMaxDim = 512;
 
 // q [T, Hq, dqk], k [T, Hkv, dqk], v [T, Hkv, dv], cu_seqlens [B + 1] i32 (device) ->
 // out [T, Hq, dv] (=), lse [T, Hq] (=).
@@ -34,5 +36,13 @@ void attention_forward(const float* q, const float* k, const float* v, const std
 void attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* out,
                         const float* lse, const std::int32_t* cu_seqlens, const AttentionShape& shape,
                         float scale, float* dq, float* dk, float* dv, void* stream);
+
+// The FP32 fallback (attention_generic.cu), same contract, any dqk, dv <= kGenericMaxDim;
+// attention_forward/attention_backward call it for dims without a tensor-core variant.
+void attention_forward_generic(const float* q, const float* k, const float* v, const std::int32_t* cu_seqlens,
+                               const AttentionShape& shape, float scale, float* out, float* lse, void* stream);
+void attention_backward_generic(const float* dout, const float* q, const float* k, const float* v, const float* out,
+                                const float* lse, const std::int32_t* cu_seqlens, const AttentionShape& shape,
+                                float scale, float* dq, float* dk, float* dv, void* stream);
 
 }  // namespace crucible::cuda

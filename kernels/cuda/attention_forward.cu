@@ -202,8 +202,8 @@ bool attention_head_dims_supported(std::int64_t dqk, std::int64_t dv) {
 
 void attention_forward(const float* q, const float* k, const float* v, const std::int32_t* cu_seqlens,
                        const AttentionShape& s, float scale, float* out, float* lse, void* stream) {
-  CRUCIBLE_CHECK(attention_head_dims_supported(s.dqk, s.dv), "attention_forward (CUDA): head dims dqk = ", s.dqk,
-                 ", dv = ", s.dv, " have no kernel; supported (dqk, dv): (192, 128), (128, 128), (64, 64)");
+  if (!attention_head_dims_supported(s.dqk, s.dv))
+    return attention_forward_generic(q, k, v, cu_seqlens, s, scale, out, lse, stream);
   CRUCIBLE_CHECK(s.T < (std::int64_t{1} << 31) && s.n_seq < (std::int64_t{1} << 31) && s.Hq <= 65535,
                  "attention_forward (CUDA): T = ", s.T, ", B = ", s.n_seq, ", Hq = ", s.Hq, " exceed the grid");
   for (const void* ptr : {static_cast<const void*>(q), static_cast<const void*>(k), static_cast<const void*>(v),

@@ -30,8 +30,6 @@ inline FloatClass classify(float v) {
   return FloatClass::Finite;
 }
 
-inline Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
-
 template <typename Tol>
 void require_close(const std::string& what, const Tensor& cpu, const Tensor& gpu, Tol&& tol) {
   INFO(what);
