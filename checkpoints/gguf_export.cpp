@@ -66,7 +66,7 @@ std::vector<std::uint8_t> encode_as(GgmlType type, const std::vector<float>& x) 
 }
 
 std::vector<float> host_values(const Tensor& t) {
-  const Tensor h = t.device().is_cpu() ? t : t.to(Device::cpu());
+  const Tensor h = on_host(t);
   const float* p = h.data<float>();
   return std::vector<float>(p, p + h.numel());
 }

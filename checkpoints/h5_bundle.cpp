@@ -85,7 +85,7 @@ void write_h5_bundle(const std::string& path, const H5Bundle& bundle) {
     H5Id file(CHECK_HDF5(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)), H5Fclose);
     H5Id lcpl(make_lcpl(), H5Pclose);
     for (const auto& [name, t0] : bundle.tensors) {
-      const Tensor t = t0.device().is_cpu() ? t0 : t0.to(Device::cpu());
+      const Tensor t = on_host(t0);
       std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
       if (dims.empty()) dims.push_back(1);
       H5Id space(CHECK_HDF5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)), H5Sclose);
@@ -168,9 +168,12 @@ void H5Reader::read(const std::string& dataset, Tensor& dst) const {
                       ", expected ", dst.shape().str());
   if (dst.numel() == 0) return;
   H5Id ds(CHECK_HDF5(H5Dopen2(static_cast<hid_t>(file_), dataset.c_str(), H5P_DEFAULT)), H5Dclose);
-  const herr_t rc = H5Dread(ds, mem_type(dst.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.raw());
+  // Device tensors are read into a host buffer first: a bad file then leaves dst as it was.
+  Tensor host = dst.device().is_cpu() ? dst : Tensor(dst.shape(), dst.dtype(), Device::cpu(), dst.name());
+  const herr_t rc = H5Dread(ds, mem_type(dst.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, host.raw());
   CRUCIBLE_USER_CHECK(rc >= 0, path_, ": dataset '", dataset, "' cannot be read (checksum mismatch or truncated file): ",
                       hdf5_error_stack());
+  if (!dst.device().is_cpu()) dst.copy_from(host);
 }
 
 void H5Reader::verify(const std::string& dataset) const {

@@ -148,10 +148,8 @@ std::vector<std::uint16_t> to_bf16(const Tensor& f32) {
   return out;
 }
 
-Tensor host_f32(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
-
 Tensor bf16_tensor(const Tensor& f32) {
-  Tensor h = host_f32(f32);
+  Tensor h = on_host(f32);
   Tensor out(h.shape(), DType::BF16, Device::cpu(), h.name());
   const auto v = to_bf16(h);
   if (!v.empty()) std::memcpy(out.raw(), v.data(), v.size() * 2);
@@ -166,7 +164,7 @@ NamedTensors export_tensors(const ModelWeights& w, HfExportDType dtype) {
   for (const ParamSpec& p : parameter_table(c)) {
     const Tensor t = w.param(p.name);
     if (dtype == HfExportDType::FP8 && p.fp8) {
-      Fp8Tensor q = quantize_fp8(host_f32(t), ScaleLayout::Block128x128);
+      Fp8Tensor q = quantize_fp8(on_host(t), ScaleLayout::Block128x128);
       out.emplace_back(p.name, q.q);
       out.emplace_back(p.name + "_scale_inv", q.scale);
     } else if (dtype == HfExportDType::F32) {

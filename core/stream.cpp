@@ -27,6 +27,12 @@ Stream Stream::create(Device device) {
 #endif
 }
 
+Stream Stream::default_for(Device device) {
+  Stream s;
+  s.device_ = device;
+  return s;
+}
+
 Stream::~Stream() {
 #ifdef CRUCIBLE_WITH_CUDA
   if (handle_) cudaStreamDestroy(static_cast<cudaStream_t>(handle_));
@@ -47,7 +53,7 @@ Stream& Stream::operator=(Stream&& other) noexcept {
 
 void Stream::synchronize() const {
 #ifdef CRUCIBLE_WITH_CUDA
-  if (handle_) {
+  if (device_.is_cuda()) {
     cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(handle_));
     if (e != cudaSuccess) CRUCIBLE_FAIL("CUDA call failed: cudaStreamSynchronize: ", cudaGetErrorString(e));
   }

@@ -13,6 +13,9 @@ class Stream {
  public:
   Stream() = default;  // the CPU stream
   static Stream create(Device device);  // a new non-blocking CUDA stream, or the CPU stream
+  // The device's default stream (CUDA's legacy stream, handle nullptr): where ops run
+  // when given Stream(), ordered with all blocking work on the device. Not owned.
+  static Stream default_for(Device device);
   ~Stream();
   Stream(Stream&& other) noexcept;
   Stream& operator=(Stream&& other) noexcept;

@@ -261,6 +261,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   });
   run.validate();
   p.out_dir = run.out_dir;
+  p.device = *parse_device(run.device);
   p.seed = static_cast<std::uint64_t>(run.seed);
   read_toml(doc, "log", [&](Fields& f) { describe(f, out.log); });
   read_toml(doc, "task", [&](Fields& f) { describe(f, p.task); });

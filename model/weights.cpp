@@ -18,6 +18,12 @@ ModelWeights::ModelWeights(const ModelConfig& config, Device device, bool with_g
   if (with_grads) grads_ = Arena(layout, device, "grads");
 }
 
+std::unique_ptr<ModelWeights> ModelWeights::copy_to(Device device, bool with_grads) const {
+  auto out = std::make_unique<ModelWeights>(config_, device, with_grads);
+  out->params().flat().copy_from(params_.flat());
+  return out;
+}
+
 namespace {
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

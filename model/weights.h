@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/arena.h"
@@ -21,6 +22,9 @@ class ModelWeights {
   ModelWeights(const ModelConfig& config, Device device, bool with_grads = true);
 
   const ModelConfig& config() const { return config_; }
+  Device device() const { return params_.view(0).device(); }
+  // The same parameters on `device` (gradients, if asked for, zero).
+  std::unique_ptr<ModelWeights> copy_to(Device device, bool with_grads) const;
   const Layout& layout() const { return params_.layout(); }
   Tensor param(std::string_view name) const { return params_.view(name); }
   Tensor grad(std::string_view name) const { return grads_.view(name); }

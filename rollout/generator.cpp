@@ -107,11 +107,17 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
     std::iota(active.begin(), active.end(), 0);
     while (!active.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(active.size());
+      // The last rows are gathered and the logits sampled on the host; the head GEMM
+      // runs where the model lives.
+      const Tensor hf_host = on_host(hf);
       Tensor h_last(Shape{n, c.hidden_size}, DType::F32);
       for (std::int64_t i = 0; i < n; ++i)
-        std::copy_n(hf.data<float>() + last_row[i] * c.hidden_size, c.hidden_size, h_last.data<float>() + i * c.hidden_size);
-      Tensor logits(Shape{n, V}, DType::F32);
-      ops::gemm_nt(h_last, head, logits, 0.0f, ops::GemmPrecision::Fp32);
+        std::copy_n(hf_host.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
+                    h_last.data<float>() + i * c.hidden_size);
+      Tensor logits(Shape{n, V}, DType::F32, head.device());
+      ops::gemm_nt(head.device().is_cpu() ? h_last : h_last.to(head.device()), head, logits, 0.0f,
+                   ops::GemmPrecision::Fp32);
+      logits = on_host(logits);
       std::vector<Chunk> next;
       std::vector<std::size_t> still;
       for (std::int64_t i = 0; i < n; ++i) {

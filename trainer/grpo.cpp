@@ -52,10 +52,11 @@ double score_completions(Transformer& model, std::vector<Sample>& s, const std::
   for (const auto& chunk : chunks_of(s, idx, budget)) {
     std::vector<std::vector<std::int32_t>> seqs;
     for (std::size_t i : chunk) seqs.push_back(s[i].ids);
-    const Batch b = Batch::from_sequences(seqs);
+    const Batch b = Batch::from_sequences(seqs).to(model.device());
     ForwardState st;
     Tensor ent;
-    const Tensor lp = model.forward_logprobs(b, st, ref ? nullptr : &ent);
+    const Tensor lp = on_host(model.forward_logprobs(b, st, ref ? nullptr : &ent));
+    if (!ref) ent = on_host(ent);
     std::int64_t base = 0;
     for (std::size_t i : chunk) {
       auto& dst = ref ? s[i].ref_logp : s[i].old_logp;
@@ -164,9 +165,9 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       for (const auto& chunk : chunks_of(samples, part, c.max_tokens_per_forward)) {
         std::vector<std::vector<std::int32_t>> seqs;
         for (std::size_t i : chunk) seqs.push_back(samples[i].ids);
-        const Batch b = Batch::from_sequences(seqs);
+        const Batch b = Batch::from_sequences(seqs).to(policy.device());
         ForwardState st;
-        const Tensor lp = policy.forward_logprobs(b, st);
+        const Tensor lp = on_host(policy.forward_logprobs(b, st));  // the loss is computed on the host
         const std::int64_t T = b.tokens();
         Tensor old_t(Shape{T}, DType::F32), ref_t, d(Shape{T}, DType::F32);
         if (reference && c.loss.kl_beta > 0) ref_t = Tensor(Shape{T}, DType::F32);
@@ -185,12 +186,12 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
         total.clipped_tokens += ps.clipped_tokens;
         total.tokens += ps.tokens;
         add_expert_load(load, policy.expert_load(st));
-        policy.backward(d, st);
+        policy.backward(d.device() == policy.device() ? d : d.to(policy.device()), st);
       }
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), c.max_tokens_per_forward, sft.weight);
       Tensor grads = flat_gradients(policy.weights());
-      comm.all_reduce(grads, dist::ReduceOp::Sum);
+      comm.all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
       last = opt.step(step, c.steps);
       balance_router(policy.weights(), std::move(load), comm);
       load.clear();

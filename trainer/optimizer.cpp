@@ -95,7 +95,8 @@ void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std
       ++k;
       continue;
     }
-    Tensor b = weights.param(name);
+    Tensor param = weights.param(name);
+    Tensor b = param.device().is_cpu() ? param : param.to(Device::cpu());  // E floats, updated on the host
     const auto& counts = load[k++];
     double mean = 0;
     for (auto n : counts) mean += static_cast<double>(n);
@@ -104,6 +105,7 @@ void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std
       const double n = static_cast<double>(counts[e]);
       b.data<float>()[e] += static_cast<float>(n > mean ? -gamma : n < mean ? gamma : 0.0);
     }
+    if (!param.device().is_cpu()) param.copy_from(b);
   }
 }
 

@@ -109,6 +109,7 @@ struct ModelSlot {
 struct PipelineConfig {
   std::string out_dir = "runs/demo";
   std::uint64_t seed = 1234;
+  Device device = Device::cpu();       // where the models live and train (run.device)
   std::int64_t checkpoint_every = 50;  // optimizer steps; 0 = only at stage end
   std::int64_t keep_last = 2;
   TaskConfig task;

@@ -1,6 +1,8 @@
 // trainer/run_context.cpp: slots, run directory, report, stage checkpoints.
 #include "trainer/run_context.h"
 
+#include "core/device_memory.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -42,7 +44,7 @@ namespace {
 
 // FNV-1a 64 over the parameter bytes (host memory), as hex.
 std::string weights_digest(const ModelWeights& w) {
-  const Tensor flat = w.params().flat();
+  const Tensor flat = on_host(w.params().flat());
   std::uint64_t h = 0xcbf29ce484222325ull;
   const auto* p = static_cast<const unsigned char*>(flat.raw());
   for (std::size_t i = 0, n = w.params().bytes(); i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
@@ -53,7 +55,7 @@ std::string weights_digest(const ModelWeights& w) {
 
 json::Value RunContext::evaluate_slot(const std::string& slot, const EvalConfig& e, std::uint64_t seed) {
   ModelWeights& w = weights(slot);
-  const bool cacheable = e.k == 1 && w.params().flat().device().is_cpu();
+  const bool cacheable = e.k == 1;
   std::string key;
   if (cacheable) {
     key = detail::concat(weights_digest(w), ' ', e.n, ' ', e.max_new_tokens, ' ', e.batch, ' ', e.samples);
@@ -70,6 +72,12 @@ json::Value RunContext::evaluate_slot(const std::string& slot, const EvalConfig&
 }
 
 RunContext::RunContext(const PipelineConfig& config, dist::Communicator& comm) : config_(config), comm_(comm) {
+  if (config_.device.is_cuda()) {
+    CRUCIBLE_USER_CHECK(cuda_compiled(), "run.device = ", config_.device.str(),
+                        ": this crucible was built without the CUDA backend");
+    CRUCIBLE_USER_CHECK(config_.device.index < cuda_device_count(), "run.device = ", config_.device.str(),
+                        ": this machine has ", cuda_device_count(), " CUDA device(s)");
+  }
   env_ = std::make_unique<TaskEnv>(config_.task);
   if (root()) {
     fs::create_directories(path("checkpoints"));
@@ -109,6 +117,7 @@ ModelWeights& RunContext::weights(const std::string& slot) {
     w = std::make_unique<ModelWeights>(spec->config, Device::cpu(), true);
     w->init_random(spec->seed);
   }
+  if (w->device() != config_.device) w = w->copy_to(config_.device, true);  // loaded and initialized on the host
   return *w;
 }
 

@@ -27,11 +27,11 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
   opts.max_tokens = max_tokens;
   const auto rows = data::pack_examples(examples, opts);
   for (const data::PackedRow& row : rows) {
-    Batch b{row.ids, row.targets, row.pos, row.cu_seqlens};
+    const Batch b = Batch{row.ids, row.targets, row.pos, row.cu_seqlens}.to(model.device());
     ForwardState st;
-    const Tensor logp = model.forward_logprobs(b, st);
+    const Tensor logp = on_host(model.forward_logprobs(b, st));
     const std::int64_t T = b.tokens();
-    Tensor dlogp(Shape{T}, DType::F32, Device::cpu(), "sft.dlogp");
+    Tensor dlogp(Shape{T}, DType::F32, Device::cpu(), "sft.dlogp");  // built on the host
     const float* lp = logp.data<float>();
     const float* mask = row.loss_mask.data<float>();
     float* d = dlogp.data<float>();
@@ -42,7 +42,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
     }
     acc.all_tokens += static_cast<double>(T);
     add_expert_load(acc.expert_load, model.expert_load(st));
-    model.backward(dlogp, st);
+    model.backward(dlogp.device() == model.device() ? dlogp : dlogp.to(model.device()), st);
   }
   return acc;
 }

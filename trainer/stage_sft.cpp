@@ -76,7 +76,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     w.zero_grads();
     const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), c.max_tokens);
     Tensor grads = flat_gradients(w);
-    comm.all_reduce(grads, dist::ReduceOp::Sum);
+    comm.all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
     const StepStats st = opt.step(step, c.steps);
     balance_router(w, acc.expert_load, comm);
     double sums[3] = {acc.loss_sum, acc.tokens, acc.all_tokens};
