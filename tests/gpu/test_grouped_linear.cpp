@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device_memory.h"
 #include "core/stream.h"
 #include "kernels/cuda/grouped_linear_cuda.h"
 #include "kernels/grouped_linear.h"
