@@ -27,8 +27,9 @@ using detail::device_of;
 void check_matrix(const Tensor& t, Device dev, const char* op, const char* role, std::int64_t rows,
                   std::int64_t cols) {
   check_tensor(t, dev, op, role, DType::F32);
+  const std::string want_cols = cols < 0 ? std::string("*") : std::to_string(cols);
   CRUCIBLE_CHECK(t.rank() == 2 && t.dim(0) == rows && (cols < 0 || t.dim(1) == cols), op, ": ",
-                 describe(t, role), " has the wrong shape, want [", rows, ", ", cols < 0 ? std::string("*") : std::to_string(cols), "]");
+                 describe(t, role), " has the wrong shape, want [", rows, ", ", want_cols, "]");
 }
 
 // offsets [G + 1]: 0 = offsets[0] <= ... <= offsets[G] = M.

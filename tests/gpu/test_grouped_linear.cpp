@@ -196,7 +196,8 @@ TEST_CASE("grouped_linear: NaN and Inf land where the CPU twin puts them", "[gpu
       if (offsets[g] == offsets[g + 1]) continue;
       const Tensor xg = x.slice(offsets[g], offsets[g + 1]).clone();
       compare(y_cpu.slice(offsets[g], offsets[g + 1]).clone(), y_back.slice(offsets[g], offsets[g + 1]).clone(),
-              magnitude_bound(effective(xg, p, ScaleLayout::Tile1x128), effective(w[g], p, ScaleLayout::Block128x128)),
+              magnitude_bound(effective(xg, p, ScaleLayout::Tile1x128),
+                              effective(w[g], p, ScaleLayout::Block128x128)),
               coefficient(p, K, false), std::string("grouped specials ") + precision_name(p));
     }
   }
