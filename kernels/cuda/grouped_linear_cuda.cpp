@@ -1,0 +1,218 @@
+// kernels/cuda/grouped_linear_cuda.cpp: grouped linear forward/backward on CUDA tensors
+// (contracts in kernels/grouped_linear.h, mapping in the header): FP8 operand preparation
+// for the grouped GEMM, and the per-group cuBLASLt loop.
+//
+// Invariant: every temporary (FP32 transposes, FP8 codes and scales, the problem list) is a
+// DeviceScratch on the op's stream: the ops are stream-ordered and never synchronize the
+// host. FP32 transposes are freed (in stream order) as soon as their codes exist.
+#include "kernels/cuda/grouped_linear_cuda.h"
+
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
+#include "kernels/cuda/grouped_linear_fp8_cuda.h"
+#include "kernels/cuda/linear_cuda.h"
+
+namespace crucible::cuda {
+
+namespace {
+
+using ops::GemmPrecision;
+
+std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
+
+cudaStream_t stream_on(const Stream& stream, Device device, const char* op) {
+  CRUCIBLE_CHECK(stream.device().is_cpu() || stream.device() == device, op, ": the stream is on ",
+                 stream.device().str(), " but the tensors are on ", device.str());
+  return static_cast<cudaStream_t>(stream.handle());  // CPU stream: the legacy default stream
+}
+
+const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
+float* f32_mut(const Tensor& t) { return static_cast<float*>(t.raw()); }
+
+std::int32_t i32(std::int64_t v, const char* what) {
+  CRUCIBLE_CHECK(v < (std::int64_t{1} << 31), "grouped linear (fp8): ", what, " = ", v,
+                 " exceeds the grouped GEMM's 32-bit sizes");
+  return static_cast<std::int32_t>(v);
+}
+
+// An FP8 operand [rows, k] quantized by quantize_gemm_operand (rows padded to 4, K to 16):
+// codes [rows_p, k_p], scales Vec128 [Lp, rows_p] (1x128 tiles) or Block128x128
+// [ceil(rows_p / 128), L4].
+Fp8GemmInput quantize(const float* x, std::int64_t rows, std::int64_t k, ScaleLayout layout, cudaStream_t st) {
+  return quantize_gemm_operand(x, rows, k, layout, round_up(rows, 4), round_up(k, 16), st);
+}
+
+// Problem operand A (1x128 tiles) starting at row r0 of a quantized operand.
+void set_a(Fp8GroupedProblem& q, const Fp8GemmInput& in, std::int64_t r0) {
+  q.a = static_cast<const std::uint8_t*>(in.q.get()) + r0 * in.k_p;
+  q.lda = in.k_p;
+  q.a_scale = in.scale.as<float>() + r0;  // Vec128: [Lp, rows_p], rows contiguous
+  q.a_scale_row = 1;
+  q.a_scale_kb = in.rows_p;
+}
+
+// Problem operand B, whole, in 1x128 tiles (Vec128) or 128x128 blocks.
+void set_b(Fp8GroupedProblem& q, const Fp8GemmInput& in, ScaleLayout layout) {
+  q.b = static_cast<const std::uint8_t*>(in.q.get());
+  q.ldb = in.k_p;
+  q.b_scale = in.scale.as<float>();
+  if (layout == ScaleLayout::Tile1x128) {
+    q.b_scale_group = 1;
+    q.b_scale_row = 1;
+    q.b_scale_kb = in.rows_p;
+  } else {
+    const std::int64_t L4 = round_up((in.k_p + kFp8BlockSize - 1) / kFp8BlockSize, 4);
+    q.b_scale_group = static_cast<std::int32_t>(kFp8BlockSize);
+    q.b_scale_row = L4;  // Block128x128: [ceil(rows_p / 128), L4], K blocks contiguous
+    q.b_scale_kb = 1;
+  }
+}
+
+// y [M, N] = x W_g^T per group, Fp8, one grouped launch.
+void fp8_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
+                 cudaStream_t st) {
+  const std::int64_t M = x.dim(0), K = x.dim(1), N = y.dim(1);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    CHECK_CUDA(cudaMemsetAsync(y.raw(), 0, static_cast<std::size_t>(M * N) * sizeof(float), st));
+    return;
+  }
+  const Fp8GemmInput qx = quantize(f32(x), M, K, ScaleLayout::Tile1x128, st);  // once for all groups
+  std::vector<Fp8GemmInput> qw;
+  std::vector<Fp8GroupedProblem> problems;
+  qw.reserve(w.size());
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;
+    qw.push_back(quantize(f32(w[g]), N, K, ScaleLayout::Block128x128, st));
+    Fp8GroupedProblem q;
+    set_a(q, qx, r0);
+    set_b(q, qw.back(), ScaleLayout::Block128x128);
+    q.c = f32_mut(y) + r0 * N;
+    q.ldc = N;
+    q.M = i32(n, "group rows");
+    q.N = i32(N, "N");
+    q.K = i32(K, "K");
+    q.beta = 0.0f;
+    problems.push_back(q);
+  }
+  sm90_fp8_grouped_gemm_nt(problems, st);
+}
+
+// dx [M, K] = dy_g W_g per group, Fp8 (NT with W_g^T as B), one grouped launch.
+void fp8_dgrad(const Tensor& dy, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& dx,
+               cudaStream_t st) {
+  const std::int64_t M = dy.dim(0), N = dy.dim(1), K = dx.dim(1);
+  if (M == 0 || K == 0) return;
+  if (N == 0) {
+    CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(M * K) * sizeof(float), st));
+    return;
+  }
+  const Fp8GemmInput qdy = quantize(f32(dy), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
+  std::vector<Fp8GemmInput> qwt;
+  std::vector<Fp8GroupedProblem> problems;
+  qwt.reserve(w.size());
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;
+    {
+      DeviceScratch wt(static_cast<std::size_t>(K * N) * sizeof(float), st);  // W_g^T [K, N]
+      transpose_f32(f32(w[g]), wt.as<float>(), N, K, st);
+      qwt.push_back(quantize(wt.as<float>(), K, N, ScaleLayout::Block128x128, st));
+    }
+    Fp8GroupedProblem q;
+    set_a(q, qdy, r0);
+    set_b(q, qwt.back(), ScaleLayout::Block128x128);
+    q.c = f32_mut(dx) + r0 * K;
+    q.ldc = K;
+    q.M = i32(n, "group rows");
+    q.N = i32(K, "K");
+    q.K = i32(N, "N");
+    q.beta = 0.0f;
+    problems.push_back(q);
+  }
+  sm90_fp8_grouped_gemm_nt(problems, st);
+}
+
+// dw_g [N, K] += dy_g^T x_g per group (K = the group's tokens), Fp8, one grouped launch.
+void fp8_wgrad(const Tensor& dy, const Tensor& x, std::span<const std::int64_t> offsets, std::span<Tensor> dw,
+               cudaStream_t st) {
+  const std::int64_t N = dy.dim(1), K = x.dim(1);
+  if (N == 0 || K == 0) return;
+  std::vector<Fp8GemmInput> qa, qb;
+  std::vector<Fp8GroupedProblem> problems;
+  qa.reserve(dw.size());
+  qb.reserve(dw.size());
+  for (std::size_t g = 0; g < dw.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;  // dw_g += 0
+    {
+      DeviceScratch dyt(static_cast<std::size_t>(N * n) * sizeof(float), st);  // dy_g^T [N, n]
+      transpose_f32(f32(dy) + r0 * N, dyt.as<float>(), n, N, st);
+      qa.push_back(quantize(dyt.as<float>(), N, n, ScaleLayout::Tile1x128, st));
+    }
+    {
+      DeviceScratch xt(static_cast<std::size_t>(K * n) * sizeof(float), st);  // x_g^T [K, n]
+      transpose_f32(f32(x) + r0 * K, xt.as<float>(), n, K, st);
+      qb.push_back(quantize(xt.as<float>(), K, n, ScaleLayout::Tile1x128, st));
+    }
+    Fp8GroupedProblem q;
+    set_a(q, qa.back(), 0);
+    set_b(q, qb.back(), ScaleLayout::Tile1x128);
+    q.c = f32_mut(dw[g]);
+    q.ldc = K;
+    q.M = i32(N, "N");
+    q.N = i32(K, "K");
+    q.K = i32(n, "group rows");
+    q.beta = 1.0f;
+    problems.push_back(q);
+  }
+  sm90_fp8_grouped_gemm_nt(problems, st);
+}
+
+}  // namespace
+
+void grouped_linear_forward_loop(const Tensor& x, std::span<const Tensor> w,
+                                 std::span<const std::int64_t> offsets, Tensor& y, GemmPrecision p,
+                                 const Stream& stream) {
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
+    if (r0 == r1) continue;
+    Tensor yg = y.slice(r0, r1);  // [n_g, N]
+    cuda::linear_forward(x.slice(r0, r1), w[g], Tensor(), yg, p, stream);
+  }
+}
+
+void grouped_linear_backward_loop(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                                  std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
+                                  GemmPrecision p, const Stream& stream) {
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
+    if (r0 == r1) continue;
+    Tensor dxg = dx.defined() ? dx.slice(r0, r1) : Tensor();  // [n_g, K]
+    Tensor no_bias;
+    cuda::linear_backward(dy.slice(r0, r1), x.slice(r0, r1), w[g], dxg, dw[g], no_bias, p, stream);
+  }
+}
+
+void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
+                            Tensor& y, GemmPrecision p, const Stream& stream) {
+  if (p != GemmPrecision::Fp8) return grouped_linear_forward_loop(x, w, offsets, y, p, stream);
+  const DeviceGuard guard(x.device().index);
+  fp8_forward(x, w, offsets, y, stream_on(stream, x.device(), "grouped_linear_forward"));
+}
+
+void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                             std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
+                             GemmPrecision p, const Stream& stream) {
+  if (p != GemmPrecision::Fp8) return grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
+  const DeviceGuard guard(x.device().index);
+  const cudaStream_t st = stream_on(stream, x.device(), "grouped_linear_backward");
+  if (dx.defined()) fp8_dgrad(dy, w, offsets, dx, st);  // [M, K] =
+  fp8_wgrad(dy, x, offsets, dw, st);                    // dw_g [N, K] +=
+}
+
+}  // namespace crucible::cuda

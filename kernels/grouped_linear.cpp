@@ -1,0 +1,108 @@
+// kernels/grouped_linear.cpp: validation and device dispatch of the grouped linear ops
+// (kernels/grouped_linear.h).
+//
+// Each op checks that every tensor is a defined f32 matrix of the right shape on one device
+// and that the offsets partition the rows, then runs the CPU reference
+// (kernels/cpu/grouped_linear.cpp) or the CUDA twin (kernels/cuda/grouped_linear_cuda.cpp).
+#include "kernels/grouped_linear.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cpu/grouped_linear_cpu.h"
+#include "kernels/op_checks.h"
+#ifdef CRUCIBLE_WITH_CUDA
+#include "kernels/cuda/grouped_linear_cuda.h"
+#endif
+
+namespace crucible::ops {
+
+namespace {
+
+using detail::check_tensor;
+using detail::describe;
+using detail::device_of;
+
+// A defined f32 matrix [rows, cols] on dev; cols < 0 is not checked.
+void check_matrix(const Tensor& t, Device dev, const char* op, const char* role, std::int64_t rows,
+                  std::int64_t cols) {
+  check_tensor(t, dev, op, role, DType::F32);
+  const std::string want_cols = cols < 0 ? std::string("*") : std::to_string(cols);
+  CRUCIBLE_CHECK(t.rank() == 2 && t.dim(0) == rows && (cols < 0 || t.dim(1) == cols), op, ": ",
+                 describe(t, role), " has the wrong shape, want [", rows, ", ", want_cols, "]");
+}
+
+// offsets [G + 1]: 0 = offsets[0] <= ... <= offsets[G] = M.
+void check_offsets(std::span<const std::int64_t> offsets, std::size_t G, std::int64_t M, const char* op) {
+  CRUCIBLE_CHECK(G >= 1, op, ": no groups (w is empty)");
+  CRUCIBLE_CHECK(offsets.size() == G + 1, op, ": offsets has ", offsets.size(), " entries, want G + 1 = ", G + 1,
+                 " (one per weight, plus the end)");
+  CRUCIBLE_CHECK(offsets[0] == 0 && offsets[G] == M, op, ": offsets must run from 0 to the row count M = ", M,
+                 ", got ", offsets[0], " .. ", offsets[G]);
+  for (std::size_t g = 0; g < G; ++g)
+    CRUCIBLE_CHECK(offsets[g] <= offsets[g + 1], op, ": offsets must not decrease, got offsets[", g,
+                   "] = ", offsets[g], " > offsets[", g + 1, "] = ", offsets[g + 1]);
+}
+
+// Every w[g] an f32 [N, K] on dev (N from w[0]); returns N.
+std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K, const char* op) {
+  CRUCIBLE_CHECK(!w.empty(), op, ": no groups (w is empty)");
+  check_tensor(w[0], dev, op, "w[0]", DType::F32);
+  CRUCIBLE_CHECK(w[0].rank() == 2, op, ": ", describe(w[0], "w[0]"), " must be a matrix [N, K]");
+  const std::int64_t N = w[0].dim(0);
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::string role = "w[" + std::to_string(g) + "]";
+    check_matrix(w[g], dev, op, role.c_str(), N, K);
+  }
+  return N;
+}
+
+}  // namespace
+
+void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
+                            Tensor& y, GemmPrecision p, const Stream& stream) {
+  const char* op = "grouped_linear_forward";
+  const Device dev = device_of(x, op, "x");
+  check_tensor(x, dev, op, "x", DType::F32);
+  CRUCIBLE_CHECK(x.rank() == 2, op, ": ", describe(x, "x"), " must be a matrix [M, K]");
+  const std::int64_t M = x.dim(0), K = x.dim(1);
+  const std::int64_t N = check_weights(w, dev, K, op);
+  check_offsets(offsets, w.size(), M, op);
+  check_matrix(y, dev, op, "y", M, N);
+  if (dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
+#ifdef CRUCIBLE_WITH_CUDA
+  cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
+}
+
+void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                             std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
+                             GemmPrecision p, const Stream& stream) {
+  const char* op = "grouped_linear_backward";
+  const Device dev = device_of(x, op, "x");
+  check_tensor(x, dev, op, "x", DType::F32);
+  CRUCIBLE_CHECK(x.rank() == 2, op, ": ", describe(x, "x"), " must be a matrix [M, K]");
+  const std::int64_t M = x.dim(0), K = x.dim(1);
+  const std::int64_t N = check_weights(w, dev, K, op);
+  check_offsets(offsets, w.size(), M, op);
+  check_matrix(dy, dev, op, "dy", M, N);
+  if (dx.defined()) check_matrix(dx, dev, op, "dx", M, K);
+  CRUCIBLE_CHECK(dw.size() == w.size(), op, ": dw has ", dw.size(), " tensors, want one per weight (", w.size(),
+                 ")");
+  for (std::size_t g = 0; g < dw.size(); ++g) {
+    const std::string role = "dw[" + std::to_string(g) + "]";
+    check_matrix(dw[g], dev, op, role.c_str(), N, K);
+  }
+  if (dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
+#ifdef CRUCIBLE_WITH_CUDA
+  cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
+}
+
+}  // namespace crucible::ops

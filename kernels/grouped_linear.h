@@ -1,0 +1,44 @@
+// kernels/grouped_linear.h: y_g = x_g W_g^T for G groups of rows in one call (the routed
+// experts of a DeepSeekMoE layer, rows permuted by expert), and its backward.
+//
+// Rows of group g are x[offsets[g], offsets[g + 1]); offsets is a host array of G + 1
+// non-decreasing values with offsets[0] = 0 and offsets[G] = M (groups may be empty). Every
+// group's weight W_g is its own [N, K] tensor (in the model, views into one parameter arena
+// that need not be adjacent to each other). No bias (the DeepSeek-V3 experts have none).
+//
+// Numerics: exactly ops::linear_forward / ops::linear_backward (kernels/linear.h) applied to
+// each non-empty group: Fp32, Bf16, or the DeepSeek-V3 FP8 recipe per group (Fprop: x in 1x128
+// tiles along K, W_g in 128x128 blocks; Dgrad: dy in 1x128 tiles along N, W_g^T in 128x128
+// blocks; Wgrad: dy_g^T and x_g^T in 1x128 tiles along the group's tokens, tiles starting at
+// the group's first row). 1x128 tiles along K do not cross rows, so quantizing all of x at
+// once gives every group the codes it would get alone.
+// Gradient contract: dx written (=) unless undefined; dw[g] accumulated (+=); empty groups
+// leave dw[g] untouched.
+//
+// Devices: CPU tensors run the reference (kernels/cpu/grouped_linear.cpp: the per-group loop
+// over the CPU linear ops, bit-identical to calling them group by group); CUDA tensors run
+// the twin (kernels/cuda/grouped_linear_cuda.h) on `stream`, asynchronously: Fp8 as one
+// grouped-GEMM launch per GEMM kind (Fprop, Dgrad, Wgrad) over all groups, Fp32 and Bf16 as
+// the per-group cuBLASLt loop. Fp8 on CUDA needs a Hopper GPU (compute capability 9.x).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "core/stream.h"
+#include "core/tensor.h"
+#include "kernels/linear.h"
+
+namespace crucible::ops {
+
+// x [M, K]; w: G tensors [N, K]; offsets [G + 1] (host) -> y [M, N] (written).
+void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
+                            Tensor& y, GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
+
+// dy [M, N], x [M, K], w: G tensors [N, K], offsets [G + 1] (host);
+// dx [M, K] written unless undefined; dw: G tensors [N, K], each +=.
+void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                             std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
+                             GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
+
+}  // namespace crucible::ops
