@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -677,9 +678,7 @@ void gqa_decode(const float* q, const void* k, const void* v, bool cache_bf16, c
   const int kHeads = group <= 4 ? 4 : 8;
   const std::int64_t max_chunks = std::max<std::int64_t>(1, detail::ceil_div(s.max_len, kGqaChunk));
   const int per = d <= 32 ? 1 : (d <= 64 ? 2 : 4);
-  const std::size_t el = cache_bf16 ? 2 : 4;
-  const bool vec = d == 32 * per && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out) &&
-                   (per * el) % (per == 1 ? el : per * el) == 0;
+  const bool vec = d == 32 * per && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
   DeviceScratch part_o, part_ml;
   if (max_chunks > 1) {
     part_o = DeviceScratch(sizeof(float) * s.T * s.Hq * max_chunks * d, st);
