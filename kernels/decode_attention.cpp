@@ -86,7 +86,8 @@ void mla_decode(const Tensor& q_lat, const Tensor& q_rope, const Tensor& ckv_cac
   CRUCIBLE_CHECK(q_rope.rank() == 3 && q_rope.dim(0) == q_lat.dim(0) && q_rope.dim(1) == q_lat.dim(1), op, ": ",
                  describe(q_rope, "q_rope"), " must be [tokens, heads, rope] with the tokens and heads of ",
                  describe(q_lat, "q_lat"));
-  const std::int64_t T = q_lat.dim(0), Hq = q_lat.dim(1), R = q_lat.dim(2), P = q_rope.dim(2);
+  const std::int64_t T = q_lat.dim(0), R = q_lat.dim(2), P = q_rope.dim(2);
+  [[maybe_unused]] const std::int64_t Hq = q_lat.dim(1);
   check_cache_dtype(ckv_cache, op, "ckv_cache");
   CRUCIBLE_CHECK(ckv_cache.rank() == 3 && ckv_cache.dim(2) == R, op, ": ", describe(ckv_cache, "ckv_cache"),
                  " must be [slots, capacity, ", R, "] (the latent width of ", describe(q_lat, "q_lat"), ")");

@@ -6,6 +6,7 @@
 // and bad-input errors.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
