@@ -28,9 +28,13 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 Generator::Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity)
-    : model_(model), cache_(model.config(), max_batch, capacity) {}
+    : model_(model),
+      cache_(model.config(), max_batch, capacity, model.weights().param("model.embed_tokens.weight").device()) {}
 
 namespace {
+
+// Sampling reads hidden states and logits on the host.
+Tensor to_device(const Tensor& t, Device dev) { return t.device() == dev ? t : t.to(dev); }
 
 // Samples from one row of logits [V]; returns the token.
 std::int32_t sample(const float* logits, std::int64_t V, const SamplingParams& p, Rng& rng) {
@@ -98,7 +102,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       rngs.emplace_back(p.seed, p.stream_base + first + i);
       chunks.push_back({static_cast<std::int64_t>(i), prompt});
     }
-    Tensor hf = forward_cached(model_, cache_, chunks);
+    Tensor hf = on_host(forward_cached(model_, cache_, chunks));
     // The hidden state of each sequence's last token predicts its first new token.
     std::vector<std::int64_t> last_row;
     std::int64_t row = -1;
@@ -109,13 +113,12 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       const std::int64_t n = static_cast<std::int64_t>(active.size());
       // The last rows are gathered and the logits sampled on the host; the head GEMM
       // runs where the model lives.
-      const Tensor hf_host = on_host(hf);
       Tensor h_last(Shape{n, c.hidden_size}, DType::F32);
       for (std::int64_t i = 0; i < n; ++i)
-        std::copy_n(hf_host.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
+        std::copy_n(hf.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
                     h_last.data<float>() + i * c.hidden_size);
       Tensor logits(Shape{n, V}, DType::F32, head.device());
-      ops::gemm_nt(head.device().is_cpu() ? h_last : h_last.to(head.device()), head, logits, 0.0f,
+      ops::gemm_nt(to_device(h_last, head.device()), head, logits, 0.0f,
                    ops::GemmPrecision::Fp32);
       logits = on_host(logits);
       std::vector<Chunk> next;
@@ -146,7 +149,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       }
       active = std::move(still);
       if (active.empty()) break;
-      hf = forward_cached(model_, cache_, next);
+      hf = on_host(forward_cached(model_, cache_, next));
       last_row.resize(active.size());
       std::iota(last_row.begin(), last_row.end(), 0);
     }

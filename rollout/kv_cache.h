@@ -6,7 +6,11 @@
 //                                   kpe    [slots, capacity, rope]     (after RoPE)
 //        i.e. 576 values per token and layer for DeepSeek-V3 instead of 128 x 320.
 // A slot holds one sequence; len[slot] tokens are valid. The cache belongs to the
-// run state, never to the model, and is reused across generate() calls.
+// run state, never to the model, and is reused across generate() calls. It lives on
+// the device of the model weights; dtype F32 (default: the CPU math of generation
+// is unchanged) or BF16 (half the bytes, RNE-rounded on append; the decode kernels
+// widen it to FP32 on the CPU and feed it to the BF16 tensor cores as stored on
+// CUDA). The layouts are the ones kernels/decode_attention.h reads.
 #pragma once
 
 #include <vector>
@@ -17,7 +21,8 @@
 namespace crucible::rollout {
 
 struct KvCache {
-  KvCache(const ModelConfig& c, std::int64_t slots, std::int64_t capacity);
+  KvCache(const ModelConfig& c, std::int64_t slots, std::int64_t capacity, Device device = Device::cpu(),
+          DType dtype = DType::F32);
 
   bool mla = false;
   std::int64_t slots = 0, capacity = 0;
