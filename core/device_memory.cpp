@@ -1,4 +1,5 @@
-// core/device_memory.cpp: CPU allocation and, in CUDA builds, cudaMalloc/cudaMemcpy.
+// core/device_memory.cpp: CPU allocation and, in CUDA builds, stream-ordered CUDA
+// allocation from each device's default memory pool, and cudaMemcpy.
 #include "core/device_memory.h"
 
 #include <cstdlib>
@@ -9,6 +10,10 @@
 
 #ifdef CRUCIBLE_WITH_CUDA
 #include <cuda_runtime.h>
+
+#include <cstdint>
+#include <mutex>
+#include <set>
 #define CRUCIBLE_CORE_CHECK_CUDA(call)                                                     \
   do {                                                                                      \
     cudaError_t e_ = (call);                                                                \
@@ -22,10 +27,26 @@ namespace crucible {
 namespace {
 constexpr std::size_t kHostAlignment = 64;
 
+#ifdef CRUCIBLE_WITH_CUDA
+// The device's default pool keeps what is freed (release threshold: unlimited), so
+// the many short-lived activations of a step reuse pool memory: no cudaMalloc, and no
+// device-wide synchronization as cudaFree would make.
+void keep_pool_memory(int device) {
+  static std::mutex mu;
+  static std::set<int> done;
+  const std::lock_guard<std::mutex> lock(mu);
+  if (!done.insert(device).second) return;
+  cudaMemPool_t pool = nullptr;
+  CRUCIBLE_CORE_CHECK_CUDA(cudaDeviceGetDefaultMemPool(&pool, device));
+  std::uint64_t threshold = UINT64_MAX;
+  CRUCIBLE_CORE_CHECK_CUDA(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+#else
 [[noreturn]] void no_cuda() {
   CRUCIBLE_FAIL("a CUDA tensor was requested but this crucible was built without CUDA "
                 "(configure with -DCRUCIBLE_CUDA=ON on a machine with nvcc)");
 }
+#endif
 }  // namespace
 
 void* device_alloc(Device device, std::size_t bytes) {
@@ -40,8 +61,11 @@ void* device_alloc(Device device, std::size_t bytes) {
   void* p = nullptr;
   CRUCIBLE_CORE_CHECK_CUDA(cudaSetDevice(device.index));
   if (bytes > 0) {
-    CRUCIBLE_CORE_CHECK_CUDA(cudaMalloc(&p, bytes));
-    CRUCIBLE_CORE_CHECK_CUDA(cudaMemset(p, 0, bytes));
+    // Ordered on the legacy default stream, which every op given Stream() and every
+    // Stream::create stream (blocking) is ordered with.
+    keep_pool_memory(device.index);
+    CRUCIBLE_CORE_CHECK_CUDA(cudaMallocAsync(&p, bytes, cudaStreamLegacy));
+    CRUCIBLE_CORE_CHECK_CUDA(cudaMemsetAsync(p, 0, bytes, cudaStreamLegacy));
   }
   return p;
 #else
@@ -55,7 +79,7 @@ void device_free(Device device, void* ptr) {
     return;
   }
 #ifdef CRUCIBLE_WITH_CUDA
-  if (ptr) cudaFree(ptr);  // no throw from a destructor path
+  if (ptr) cudaFreeAsync(ptr, cudaStreamLegacy);  // no throw from a destructor path
 #endif
 }
 

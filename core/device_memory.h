@@ -1,7 +1,10 @@
 // core/device_memory.h: the only place core/ touches device memory APIs.
 //
-// CPU memory is 64-byte aligned and zeroed. CUDA memory comes from cudaMalloc and
-// is zeroed too, so a fresh Tensor reads as zeros on every device. In a build
+// CPU memory is 64-byte aligned and zeroed. CUDA memory is allocated, zeroed and
+// freed in order on the device's legacy default stream (cudaMallocAsync from the
+// default pool, which keeps freed memory for reuse), so a fresh Tensor reads as zeros
+// on every device. Work on a non-blocking stream would not be ordered with that:
+// crucible's streams are blocking (core/stream.h). In a build
 // without CUDA, any CUDA request fails with a clear error.
 #pragma once
 

@@ -18,7 +18,7 @@ Stream Stream::create(Device device) {
 #ifdef CRUCIBLE_WITH_CUDA
   cudaStream_t st = nullptr;
   cudaError_t e = cudaSetDevice(device.index);
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&st, cudaStreamDefault);
   if (e != cudaSuccess) CRUCIBLE_FAIL("CUDA call failed: cudaStreamCreateWithFlags: ", cudaGetErrorString(e));
   s.handle_ = st;
   return s;

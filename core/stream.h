@@ -12,7 +12,9 @@ namespace crucible {
 class Stream {
  public:
   Stream() = default;  // the CPU stream
-  static Stream create(Device device);  // a new non-blocking CUDA stream, or the CPU stream
+  // A new CUDA stream, or the CPU stream. CUDA streams are blocking: ordered with the
+  // device's legacy default stream, on which tensors are allocated and freed.
+  static Stream create(Device device);
   // The device's default stream (CUDA's legacy stream, handle nullptr): where ops run
   // when given Stream(), ordered with all blocking work on the device. Not owned.
   static Stream default_for(Device device);

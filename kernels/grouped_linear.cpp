@@ -60,7 +60,7 @@ std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K
 }  // namespace
 
 void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
-                            Tensor& y, GemmPrecision p, const Stream& stream) {
+                            Tensor& y, GemmPrecision p, const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_forward";
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
@@ -71,16 +71,17 @@ void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::spa
   check_matrix(y, dev, op, "y", M, N);
   if (dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
+  if (impl == GroupedImpl::OneLaunch) return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
+  cuda::grouped_linear_forward_loop(x, w, offsets, y, p, stream);
 #else
-  (void)stream;
+  (void)stream, (void)impl;
   detail::fail_no_cuda(op, dev);
 #endif
 }
 
 void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
-                             GemmPrecision p, const Stream& stream) {
+                             GemmPrecision p, const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_backward";
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
@@ -98,9 +99,10 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
   }
   if (dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
+  if (impl == GroupedImpl::OneLaunch) return cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
+  cuda::grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
 #else
-  (void)stream;
+  (void)stream, (void)impl;
   detail::fail_no_cuda(op, dev);
 #endif
 }

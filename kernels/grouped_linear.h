@@ -17,9 +17,9 @@
 //
 // Devices: CPU tensors run the reference (kernels/cpu/grouped_linear.cpp: the per-group loop
 // over the CPU linear ops, bit-identical to calling them group by group); CUDA tensors run
-// the twin (kernels/cuda/grouped_linear_cuda.h) on `stream`, asynchronously: Fp8 as one
-// grouped-GEMM launch per GEMM kind (Fprop, Dgrad, Wgrad) over all groups, Fp32 and Bf16 as
-// the per-group cuBLASLt loop. Fp8 on CUDA needs a Hopper GPU (compute capability 9.x).
+// the twin (kernels/cuda/grouped_linear_cuda.h) on `stream`, asynchronously: Fp8 as the
+// per-group cuBLASLt loop or as one grouped-GEMM launch per GEMM kind (Fprop, Dgrad, Wgrad)
+// over all groups (GroupedImpl), Fp32 and Bf16 as the loop. Fp8 on CUDA needs a Hopper GPU (compute capability 9.x).
 #pragma once
 
 #include <cstdint>
@@ -31,14 +31,22 @@
 
 namespace crucible::ops {
 
+// How the CUDA twin runs Fp8 (Fp32 and Bf16 always loop): Auto picks the faster on the
+// H100 as measured by bench/gpu/grouped_gemm.cpp, which is the per-group cuBLASLt loop
+// today (the one-launch mma.sync kernel reached 0.19-0.36x of the loop's GEMM TFLOP/s
+// at DeepSeek-V3 shapes: bench/results). The CPU ignores it.
+enum class GroupedImpl : std::uint8_t { Auto, Loop, OneLaunch };
+
 // x [M, K]; w: G tensors [N, K]; offsets [G + 1] (host) -> y [M, N] (written).
 void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
-                            Tensor& y, GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
+                            Tensor& y, GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream(),
+                            GroupedImpl impl = GroupedImpl::Auto);
 
 // dy [M, N], x [M, K], w: G tensors [N, K], offsets [G + 1] (host);
 // dx [M, K] written unless undefined; dw: G tensors [N, K], each +=.
 void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
-                             GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
+                             GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream(),
+                             GroupedImpl impl = GroupedImpl::Auto);
 
 }  // namespace crucible::ops

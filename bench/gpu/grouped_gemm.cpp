@@ -135,11 +135,11 @@ int main() {
             },
             st);
         const auto p = ops::GemmPrecision::Fp8;
-        const double t_fwd = median_ms([&] { ops::grouped_linear_forward(x, w, offsets, y, p, stream); }, st);
+        const double t_fwd = median_ms([&] { ops::grouped_linear_forward(x, w, offsets, y, p, stream, ops::GroupedImpl::OneLaunch); }, st);
         const double t_fwd_loop =
             median_ms([&] { grouped_linear_forward_loop(x, w, offsets, y, p, stream); }, st);
         const double t_bwd =
-            median_ms([&] { ops::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream); }, st);
+            median_ms([&] { ops::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream, ops::GroupedImpl::OneLaunch); }, st);
         const double t_bwd_loop =
             median_ms([&] { grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream); }, st);
         CHECK_CUDA(cudaDeviceSynchronize());

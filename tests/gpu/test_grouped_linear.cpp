@@ -104,8 +104,9 @@ void check_grouped(const GroupedCase& c, GemmPrecision p, bool exact, Impl impl,
   Tensor dx_gpu = gpu_test::nan_tensor(Shape{M, K}, "dx").to(Device::cuda(0));
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // uploads ran on the legacy stream
   if (impl == Impl::Op) {
-    ops::grouped_linear_forward(x_gpu, w_gpu, offsets, y_gpu, p, stream);
-    ops::grouped_linear_backward(dy_gpu, x_gpu, w_gpu, offsets, dx_gpu, dw_gpu, p, stream);
+    ops::grouped_linear_forward(x_gpu, w_gpu, offsets, y_gpu, p, stream, ops::GroupedImpl::OneLaunch);
+    ops::grouped_linear_backward(dy_gpu, x_gpu, w_gpu, offsets, dx_gpu, dw_gpu, p, stream,
+                                 ops::GroupedImpl::OneLaunch);
   } else {
     cuda::grouped_linear_forward_loop(x_gpu, w_gpu, offsets, y_gpu, p, stream);
     cuda::grouped_linear_backward_loop(dy_gpu, x_gpu, w_gpu, offsets, dx_gpu, dw_gpu, p, stream);
@@ -189,7 +190,7 @@ TEST_CASE("grouped_linear: NaN and Inf land where the CPU twin puts them", "[gpu
     Tensor y_cpu(Shape{9, N}, DType::F32, Device::cpu(), "y");
     ops::grouped_linear_forward(x, w, offsets, y_cpu, p);
     Tensor y_gpu = on_gpu(gpu_test::nan_tensor(Shape{9, N}, "y"));
-    ops::grouped_linear_forward(on_gpu(x), w_gpu, offsets, y_gpu, p);
+    ops::grouped_linear_forward(on_gpu(x), w_gpu, offsets, y_gpu, p, Stream(), ops::GroupedImpl::OneLaunch);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     const Tensor y_back = on_cpu(y_gpu);
     for (int g = 0; g < 3; ++g) {
