@@ -170,6 +170,11 @@ ModelConfig model_config_from_hf(const json::Value& config, const std::string& s
     c.qk_nope_head_dim = r.integer("qk_nope_head_dim", 0, true);
     c.qk_rope_head_dim = r.integer("qk_rope_head_dim", 0, true);
     c.v_head_dim = r.integer("v_head_dim", 0, true);
+    // transformers' flag (default true): the rope dims are in DeepSeek's interleaved pairs,
+    // the only layout crucible's MLA computes.
+    CRUCIBLE_USER_CHECK(r.boolean("rope_interleave", true), source,
+                        ": rope_interleave = false (half-split rotary dims) is not supported; crucible's MLA "
+                        "rotates DeepSeek's interleaved pairs");
     c.n_routed_experts = r.integer("n_routed_experts", 0);
     c.n_shared_experts = r.integer("n_shared_experts", 0);
     c.num_experts_per_tok = r.integer("num_experts_per_tok", 0);
@@ -279,6 +284,7 @@ json::Value model_config_to_hf(const ModelConfig& c) {
     j.set("qk_nope_head_dim", c.qk_nope_head_dim);
     j.set("qk_rope_head_dim", c.qk_rope_head_dim);
     j.set("v_head_dim", c.v_head_dim);
+    j.set("rope_interleave", true);  // stated, not left to transformers' default
     j.set("n_routed_experts", c.n_routed_experts);
     j.set("n_shared_experts", c.n_shared_experts);
     j.set("num_experts_per_tok", c.num_experts_per_tok);

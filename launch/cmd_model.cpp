@@ -62,19 +62,34 @@ int cmd_import(const CommandContext& ctx, const std::vector<std::string>& args) 
 
 int cmd_logprobs(const CommandContext& ctx, const std::vector<std::string>& args) {
   std::string checkpoint, tokens_text;
-  std::string top_text = "5";
+  std::string top_text = "5", precision_text;
   bool as_json = false;
   ArgParser p("logprobs", "Score a token sequence: for every position, the log-prob of the next given token\n"
                           "and the top next tokens with their log-probs (FP32 log-softmax of the logits).");
   p.option("--checkpoint", &checkpoint, "C", "crucible checkpoint or Hugging Face model directory")
       .option("--tokens", &tokens_text, "IDS", "comma-separated token ids, e.g. 1,2,3")
       .option("--top", &top_text, "K", "top next tokens per position (default 5)")
+      .option("--precision", &precision_text, "P",
+              "fp32, bf16 or fp8 arithmetic instead of the checkpoint's own (an HF directory's\n"
+              "torch_dtype); fp32 on an exported bf16 directory is what transformers computes\n"
+              "when it loads that directory with dtype=float32")
       .flag("--json", &as_json, "print one JSON object");
   if (!p.parse(args)) return 0;
   if (checkpoint.empty() || tokens_text.empty()) throw UsageError("crucible logprobs: --checkpoint and --tokens are required");
   const auto tokens = parse_tokens(tokens_text, "--tokens");
   const std::int64_t top = parse_tokens(top_text, "--top")[0];
   auto weights = checkpoints::load_model(checkpoint);
+  if (!precision_text.empty()) {
+    ModelConfig pc = weights->config();
+    if (precision_text == "fp32") pc.precision = Precision::Fp32;
+    else if (precision_text == "bf16") pc.precision = Precision::Bf16;
+    else if (precision_text == "fp8") pc.precision = Precision::Fp8;
+    else throw UsageError("crucible logprobs: --precision must be fp32, bf16 or fp8, got '" + precision_text + "'");
+    pc.validate();
+    auto w = std::make_unique<ModelWeights>(pc, weights->params().flat().device(), false);
+    w->params().flat().copy_from(weights->params().flat());  // same layout: precision is arithmetic only
+    weights = std::move(w);
+  }
   const ModelConfig& c = weights->config();
   check_vocab(tokens, c.vocab_size, "--tokens");
   Transformer model(*weights);

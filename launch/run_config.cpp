@@ -146,6 +146,9 @@ void describe_stage(Fields& f, std::string& kind, StageBody& body) {
       f.field("batch", b.batch, "sequences per step (global)", kAtLeast1);
       f.field("max_tokens", b.max_tokens, "tokens per packed forward", Range{.min = 16});
       f.field("first_prompt", b.first_prompt, "first train-split problem index", kNonNeg);
+      f.field("kd_weight", b.kd_weight, "logit KD weight w: (1-w) CE + w tau^2 KL(teacher || student); 0 = off",
+              Range{.min = 0, .max = 1});
+      f.field("kd_temperature", b.kd_temperature, "logit KD temperature tau", kPos);
       f.section("optimizer", [&](Fields& s) { describe(s, b.optimizer); });
       f.section("eval", [&](Fields& s) { describe(s, b.eval); });
     } else if constexpr (std::is_same_v<T, EvalStageConfig>) {

@@ -172,7 +172,8 @@ Tensor Transformer::forward_logprobs(const Batch& batch, ForwardState& st, Tenso
   return logp;
 }
 
-void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last) {
+void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last,
+                           const Tensor* extra_dhf) {
   const ModelConfig& c = config();
   CRUCIBLE_CHECK(w_.has_grads(), "backward needs a gradient arena");
   const std::int64_t T = dlogp.numel(), H = c.hidden_size;
@@ -181,6 +182,7 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* 
   Tensor dhf = activation(dev, T, H, "d_final_norm");
   Tensor dhead = w_.grad(head_name);
   ops::logprob_head_backward(dlogp, st.hf, head_weight(), st.targets, st.lse, dhf, dhead);
+  if (extra_dhf) ops::axpy(1.0f, *extra_dhf, dhf);
   Tensor dh = activation(dev, T, H, "d_h");
   {
     Tensor g = w_.grad("model.norm.weight");

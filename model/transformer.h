@@ -74,8 +74,10 @@ class Transformer {
   Tensor forward_logprobs(const Batch& batch, ForwardState& st, Tensor* entropy = nullptr);
   // Backward of Σ_t dlogp[t] * logp[t] (+ the MoE balance losses); parameter
   // gradients accumulate (+=) into weights().grads(). extra_dh_last adds a gradient
-  // on the last residual stream (the MTP module's input).
-  void backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last = nullptr);
+  // on the last residual stream (the MTP module's input); extra_dhf one on the final
+  // norm's output st.hf (a loss on the head's input, e.g. logit KD).
+  void backward(const Tensor& dlogp, ForwardState& st, const Tensor* extra_dh_last = nullptr,
+                const Tensor* extra_dhf = nullptr);
 
   // Per-expert token counts of the last forward, per MoE layer (for the bias update).
   std::vector<std::vector<std::int64_t>> expert_load(const ForwardState& st) const;

@@ -48,6 +48,24 @@ void PipelineConfig::validate() const {
       } else if constexpr (std::is_same_v<T, DistillStageConfig>) {
         need(b.teacher);
         need(b.model);
+        CRUCIBLE_USER_CHECK(b.kd_weight >= 0 && b.kd_weight <= 1, "stage '", s.name, "': kd_weight must be in [0, 1], got ",
+                            b.kd_weight);
+        CRUCIBLE_USER_CHECK(b.kd_temperature > 0, "stage '", s.name, "': kd_temperature must be > 0, got ",
+                            b.kd_temperature);
+        if (b.kd_weight > 0) {
+          // Logit KD compares the two heads token by token: one vocabulary. (A slot whose
+          // config comes from its init checkpoint is checked again when the stage starts.)
+          const ModelConfig* t = nullptr;
+          const ModelConfig* m = nullptr;
+          for (const ModelSlot& slot : models) {
+            if (slot.name == b.teacher) t = &slot.config;
+            if (slot.name == b.model) m = &slot.config;
+          }
+          CRUCIBLE_USER_CHECK(!t || !m || t->vocab_size <= 0 || m->vocab_size <= 0 || t->vocab_size == m->vocab_size,
+                              "stage '", s.name, "': kd_weight > 0 needs one vocabulary, but teacher '", b.teacher,
+                              "' has vocab_size ", t ? t->vocab_size : 0, " and student '", b.model, "' ",
+                              m ? m->vocab_size : 0, " (set kd_weight = 0 to distill by SFT on traces only)");
+        }
       } else {
         need(b.model);
       }

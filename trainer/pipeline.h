@@ -76,6 +76,11 @@ struct DistillStageConfig {
   OptimizerConfig optimizer;
   EvalConfig eval;
   std::int64_t first_prompt = 200000;
+  // Logit KD (off at 0): per response token (1 - kd_weight) * CE + kd_weight * tau^2 *
+  // KL(teacher_tau || student_tau), tau = kd_temperature. Teacher and student must
+  // share the vocabulary (checked when the config is loaded).
+  double kd_weight = 0.0;
+  double kd_temperature = 1.0;
 };
 
 struct EvalStageConfig {

@@ -1,6 +1,8 @@
 // trainer/sft.cpp: packed SFT forward/backward.
 #include "trainer/sft.h"
 
+#include "kernels/kd_head.h"
+
 namespace crucible::trainer {
 
 double response_tokens(std::span<const data::TokenizedExample> examples) {
@@ -20,9 +22,11 @@ void add_expert_load(std::vector<std::vector<std::int64_t>>& total, const std::v
 }
 
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
-                               double norm_tokens, std::int64_t max_tokens, double weight) {
+                               double norm_tokens, std::int64_t max_tokens, double weight, const KdTerm* kd) {
   SftAccumulation acc;
   if (examples.empty()) return acc;
+  if (kd && kd->weight <= 0) kd = nullptr;
+  const double ce_weight = kd ? weight * (1 - kd->weight) : weight;
   data::PackingOptions opts;
   opts.max_tokens = max_tokens;
   const auto rows = data::pack_examples(examples, opts);
@@ -38,11 +42,31 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
     for (std::int64_t t = 0; t < T; ++t) {
       acc.loss_sum -= static_cast<double>(mask[t]) * lp[t];
       acc.tokens += mask[t];
-      d[t] = static_cast<float>(-weight * mask[t] / norm_tokens);
+      d[t] = static_cast<float>(-ce_weight * mask[t] / norm_tokens);
     }
     acc.all_tokens += static_cast<double>(T);
     add_expert_load(acc.expert_load, model.expert_load(st));
-    model.backward(dlogp.device() == model.device() ? dlogp : dlogp.to(model.device()), st);
+    if (!kd) {
+      model.backward(dlogp.device() == model.device() ? dlogp : dlogp.to(model.device()), st);
+      continue;
+    }
+    // KD: the frozen teacher's final hidden states on the same rows, then the KL of the
+    // two heads' tempered distributions; its gradient enters at the student's head input.
+    ForwardState teacher_st;
+    const Tensor ht = kd->teacher->forward_hidden(b, teacher_st);  // [T, D_teacher]
+    const ops::KdHeadOptions ko{static_cast<float>(kd->temperature)};
+    Tensor kl(Shape{T}, DType::F32, Device::cpu(), "kd.loss");  // [T] tau^2 KL
+    ops::kd_head_forward(st.hf, model.head_weight(), ht, kd->teacher->head_weight(), kl, ko);
+    Tensor dkl(Shape{T}, DType::F32, Device::cpu(), "kd.dloss");
+    for (std::int64_t t = 0; t < T; ++t) {
+      acc.kd_sum += static_cast<double>(mask[t]) * kl.data<float>()[t];
+      dkl.data<float>()[t] = static_cast<float>(weight * kd->weight * mask[t] / norm_tokens);
+    }
+    const ModelConfig& c = model.config();
+    Tensor dhead = model.weights().grad(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    Tensor dhf = Tensor(st.hf.shape(), DType::F32, Device::cpu(), "kd.dhf");  // [T, H]
+    ops::kd_head_backward(dkl, st.hf, model.head_weight(), ht, kd->teacher->head_weight(), dhf, dhead, ko);
+    model.backward(dlogp, st, nullptr, &dhf);
   }
   return acc;
 }

@@ -44,6 +44,10 @@ json::Value run_export_stage(RunContext& ctx, const StageSpec& spec, std::int64_
       std::filesystem::create_directories(dir);
       for (const std::string& format : c.formats) {
         if (format == "hf") {
+          if (c.dtype != "f32" && w.config().n_routed_experts > 0 && w.config().precision == Precision::Fp32)
+            log_warn(spec.name, ": ", slot, " trained in fp32 is exported as ", c.dtype, "; rounding flips near-tied "
+                     "MoE expert choices, so the export's log-probs differ from the model's at some positions "
+                     "(dtype = \"f32\" exports it exactly)");
           checkpoints::HfExportOptions o;
           o.dtype = c.dtype == "f32" ? checkpoints::HfExportDType::F32
                     : c.dtype == "fp8" ? checkpoints::HfExportDType::FP8 : checkpoints::HfExportDType::BF16;

@@ -52,6 +52,7 @@ struct SftLoop {
   std::int64_t steps, batch, max_tokens;
   OptimizerConfig optimizer;
   bool all_tokens = false;  // pretrain: loss on every token
+  KdTerm kd;                // distill: logit KD when kd.weight > 0
 };
 
 // The shared loop of pretrain / sft / distill; returns tokens per second.
@@ -74,13 +75,13 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     }
     const double global = comm.all_reduce_f64(response_tokens(mine), dist::ReduceOp::Sum);
     w.zero_grads();
-    const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), c.max_tokens);
+    const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), c.max_tokens, 1.0, &c.kd);
     Tensor grads = flat_gradients(w);
     comm.all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
     const StepStats st = opt.step(step, c.steps);
     balance_router(w, acc.expert_load, comm);
-    double sums[3] = {acc.loss_sum, acc.tokens, acc.all_tokens};
-    comm.all_reduce_f64(std::span<double>(sums, 3), dist::ReduceOp::Sum);
+    double sums[4] = {acc.loss_sum, acc.tokens, acc.all_tokens, acc.kd_sum};
+    comm.all_reduce_f64(std::span<double>(sums, 4), dist::ReduceOp::Sum);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     tokens += sums[2];
     seconds += dt;
@@ -89,6 +90,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     line.set("stage", spec.name);
     line.set("step", step + 1);
     line.set("loss", loss);
+    if (c.kd.weight > 0) line.set("kd", sums[3] / std::max(sums[1], 1.0));  // tau^2 KL per response token
     line.set("lr", st.lr);
     line.set("grad_norm", st.grad_norm);
     line.set("tokens", sums[2]);
@@ -200,9 +202,19 @@ json::Value run_distill_stage(RunContext& ctx, const StageSpec& spec, std::int64
   json::Value rs = json::Value::object();
   rs.set("traces_kept", kept);
   rs.set("traces_generated", generated);
-  const double tps = sft_loop(ctx, spec, index, {c.model, c.steps, c.batch, c.max_tokens, c.optimizer, false}, src, rs);
+  SftLoop loop{c.model, c.steps, c.batch, c.max_tokens, c.optimizer, false};
+  if (c.kd_weight > 0) {
+    Transformer& teacher = ctx.model(c.teacher);
+    CRUCIBLE_USER_CHECK(teacher.config().vocab_size == ctx.model(c.model).config().vocab_size, spec.name,
+                        ": kd_weight > 0 needs one vocabulary, but teacher '", c.teacher, "' has vocab_size ",
+                        teacher.config().vocab_size, " and student '", c.model, "' ",
+                        ctx.model(c.model).config().vocab_size, " (set kd_weight = 0 to distill by SFT on traces only)");
+    loop.kd = KdTerm{&teacher, c.kd_weight, c.kd_temperature};
+  }
+  const double tps = sft_loop(ctx, spec, index, loop, src, rs);
   json::Value summary = json::Value::object();
   summary.set("kind", "distill");
+  if (c.kd_weight > 0) summary.set("kd_weight", c.kd_weight), summary.set("kd_temperature", c.kd_temperature);
   summary.set("teacher", c.teacher);
   summary.set("model", c.model);
   if (c.data.empty()) {

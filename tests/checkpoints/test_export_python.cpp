@@ -4,16 +4,22 @@
 // bytes with the specials as single ids; both render the chat template alike.
 // Needs python3 with torch, transformers, tokenizers, numpy and llama_cpp; without
 // them the test WARNs and passes (CI may lack them).
+// The exported DeepSeek-V3 teacher is also checked without Python, against log-probs
+// that transformers computed once for the same export (tools/make_export_goldens.py,
+// tests/data/models/deepseek_v3_export/golden.json).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "checkpoints/gguf_export.h"
 #include "checkpoints/gguf_reader.h"
 #include "checkpoints/hf_export.h"
+#include "checkpoints/hf_import.h"
 #include "core/rng.h"
 #include "data/chat_template.h"
 #include "kernels/logprob_head.h"
@@ -153,6 +159,104 @@ std::unique_ptr<ModelWeights> weights_from_gguf(const ModelConfig& c, const std:
   return w;
 }
 
+// The teacher the golden was made from: tiny-deepseek-v3 (MLA with q low rank, YaRN,
+// interleaved RoPE, one dense layer, then group-limited sigmoid routing with a shared
+// expert, MTP layer), matrices at 3x the init's std, a non-zero
+// e_score_correction_bias (the trained teacher's is; the init's is 0).
+// The seed is one whose routes all clear the golden's 1e-4 margin.
+constexpr std::uint64_t kTeacherSeed = 99;
+std::unique_ptr<ModelWeights> teacher_weights() {
+  auto w = random_weights(preset("tiny-deepseek-v3"), kTeacherSeed);
+  const auto& entries = w->layout().entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::string& n = entries[i].name;
+    if (n.find("correction_bias") != std::string::npos) {
+      Rng rng(kTeacherSeed + 1, i);
+      for (float& x : w->param(n).span<float>()) x = 0.1f * rng.normal();
+    } else if (n.find("norm") == std::string::npos) {
+      for (float& x : w->param(n).span<float>()) x *= 3.0f;
+    }
+  }
+  return w;
+}
+
+// Two R1 chat turns of the demo's arithmetic traces: 332 tokens, well past YaRN's
+// original_max_position_embeddings (128) and the lengths the import goldens cover
+// (11 and 7). The first parity check, on 14 tokens, could not see what 51 did.
+std::vector<std::int32_t> teacher_tokens() {
+  std::vector<std::int32_t> t;
+  auto text = [&t](const std::string& s) {
+    for (unsigned char ch : s) t.push_back(ch);
+  };
+  for (const char* turn : {"47 + 38", "60 + 29"}) {
+    const std::string a = std::string(turn).substr(0, 2), b = std::string(turn).substr(5, 2);
+    const int sum = std::stoi(a) + std::stoi(b), ones = (a[1] - '0') + (b[1] - '0');
+    const int carry = ones / 10, tens = (a[0] - '0') + (b[0] - '0') + carry;
+    if (t.empty()) t.push_back(256);  // <｜begin▁of▁sentence｜>
+    t.push_back(258);                 // <｜User｜>
+    text("Compute " + std::string(turn) + ". Put the final answer in \\boxed{}.");
+    t.insert(t.end(), {259, 260, 10});  // <｜Assistant｜><think>\n
+    text(std::string(turn) + ", ones first.\n" + a.substr(1) + " + " + b.substr(1) + " = " + std::to_string(ones) +
+         ", carry " + std::to_string(carry) + ".\n" + a.substr(0, 1) + " + " + b.substr(0, 1) + " + " +
+         std::to_string(carry) + " = " + std::to_string(tens) + ", carry " + std::to_string(tens / 10) + ".\nSo " +
+         std::string(turn) + " = " + std::to_string(sum) + ".\n");
+    t.push_back(261);  // </think>
+    text("\n\nThe answer is \\boxed{" + std::to_string(sum) + "}.");
+    t.push_back(257);  // <｜end▁of▁sentence｜>
+  }
+  return t;
+}
+
+// The same weights computing in `p` (the layout does not depend on the precision).
+std::unique_ptr<ModelWeights> with_precision(const ModelWeights& w, Precision p) {
+  ModelConfig c = w.config();
+  c.precision = p;
+  auto out = std::make_unique<ModelWeights>(c, Device::cpu(), false);
+  out->params().flat().copy_from(w.params().flat());
+  return out;
+}
+
+// Next-token log-probs [T-1] and each routed layer's chosen experts (sorted) per position.
+struct Scored {
+  std::vector<double> next;
+  std::vector<std::vector<std::vector<std::int32_t>>> routes;  // [moe layer][t][k]
+};
+Scored score(ModelWeights& w, const std::vector<std::int32_t>& tokens) {
+  Transformer model(w);
+  const Batch batch = Batch::from_sequences({tokens});
+  ForwardState st;
+  const Tensor logp = model.forward_logprobs(batch, st);
+  Scored s;
+  for (std::size_t t = 0; t + 1 < tokens.size(); ++t) s.next.push_back(logp.data<float>()[t]);
+  for (const LayerState& l : st.layers) {
+    if (!l.moe_layer) continue;
+    const std::int64_t T = l.moe.topk_idx.dim(0), k = l.moe.topk_idx.dim(1);
+    std::vector<std::vector<std::int32_t>> layer(static_cast<std::size_t>(T));
+    for (std::int64_t t = 0; t < T; ++t) {
+      const std::int32_t* r = l.moe.topk_idx.data<std::int32_t>() + t * k;
+      layer[t].assign(r, r + k);
+      std::sort(layer[t].begin(), layer[t].end());
+    }
+    s.routes.push_back(std::move(layer));
+  }
+  return s;
+}
+
+std::string fnv1a64_hex(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  char buf[65536];
+  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+    for (std::streamsize i = 0; i < f.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[i]);
+      h *= 0x100000001B3ull;
+    }
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
 }  // namespace
 
 // Weights at 3x the init's std (0.06) give peaked next-token distributions, as a
@@ -257,31 +361,127 @@ TEST_CASE("transformers and llama.cpp reproduce crucible's log-probs; tokenizers
   }
 }
 
-TEST_CASE("transformers reproduces crucible's log-probs on an exported deepseek_v3 (f32)", "[export][python]") {
+TEST_CASE("transformers reproduces crucible's log-probs on an exported deepseek_v3 teacher (f32, bf16)", "[export][python]") {
   if (!python_ready()) {
     WARN("SKIPPED: python3 with torch, transformers, tokenizers, numpy and llama_cpp is not importable");
     return;
   }
-  const ModelConfig c = preset("tiny-deepseek-v3");
-  auto w = random_weights(c, 99);
-  for (const auto& e : w->layout().entries())
-    if (e.name.find("norm") == std::string::npos && e.name.find("correction_bias") == std::string::npos)
-      for (float& x : w->param(e.name).span<float>()) x *= kWeightScale;
-  const fs::path dir = fresh_dir("py_deepseek");
-  HfExportOptions ho;
-  ho.dtype = HfExportDType::F32;
-  export_hf(*w, r1_byte_tokenizer(), ho, dir.string());  // MTP layer included: transformers skips it
-  const std::vector<std::int32_t> tokens = {256, 258, 72, 105, 32, 116, 104, 101, 114, 101, 33, 259, 260, 10};
+  auto w = teacher_weights();
+  const std::vector<std::int32_t> tokens = teacher_tokens();
   std::string list;
   for (std::int32_t t : tokens) list += (list.empty() ? "" : ",") + std::to_string(t);
-  int status = -1;
-  const std::string out = run("python3 " + std::string(CRUCIBLE_SOURCE_DIR) + "/tools/check_export.py --hf " +
-                                  dir.string() + " --tokens " + list + " 2>/dev/null", &status);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  const double d = max_diff(crucible_rows(*w, tokens), json::parse(out, "check_export.py").at("transformers").at("rows"));
-  std::printf("parity tiny-deepseek-v3 max|dlogp| over %zu x %lld: transformers f32 %.2e\n", tokens.size(),
-              static_cast<long long>(c.vocab_size), d);
+  for (HfExportDType dt : {HfExportDType::F32, HfExportDType::BF16}) {
+    INFO(hf_export_dtype_name(dt));
+    const fs::path dir = fresh_dir(std::string("py_deepseek_") + hf_export_dtype_name(dt));
+    HfExportOptions ho;
+    ho.dtype = dt;
+    export_hf(*w, r1_byte_tokenizer(), ho, dir.string());  // MTP layer included: transformers skips it
+    int status = -1;
+    const std::string out = run("python3 " + std::string(CRUCIBLE_SOURCE_DIR) + "/tools/check_export.py --hf " +
+                                    dir.string() + " --tokens " + list + " 2>/dev/null", &status);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    const json::Value r = json::parse(out, "check_export.py");
+    const json::Value& hf_next = r.at("transformers").at("next");
+    // transformers reads the file as FP32: crucible computes in FP32 on the stored weights.
+    auto stored = with_precision(*import_hf_model(dir.string()), Precision::Fp32);
+    const Scored mine = score(*stored, tokens), master = score(*w, tokens);
+    double d = 0, d_master = 0;
+    for (std::size_t t = 0; t < mine.next.size(); ++t) {
+      d = std::max(d, std::fabs(mine.next[t] - hf_next.as_array()[t].as_double()));
+      d_master = std::max(d_master, std::fabs(master.next[t] - hf_next.as_array()[t].as_double()));
+    }
+    std::printf("parity tiny-deepseek-v3 teacher, %s export, %zu positions: max|dlogp| transformers vs crucible on the "
+                "stored weights %.2e; vs crucible's fp32 masters %.2e\n",
+                hf_export_dtype_name(dt), mine.next.size(), d, d_master);
+    CHECK(d < 1e-4);
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("exported teacher (bf16) matches transformers' golden log-probs over 332 positions", "[export][teacher_golden]") {
+  const fs::path golden_path = fs::path(CRUCIBLE_SOURCE_DIR) / "tests/data/models/deepseek_v3_export/golden.json";
+  auto w = teacher_weights();
+  const std::vector<std::int32_t> tokens = teacher_tokens();
+  const char* keep = std::getenv("CRUCIBLE_KEEP_TEACHER_EXPORT");
+  const fs::path dir = keep ? fs::path(keep) : fresh_dir("teacher_golden");
+  HfExportOptions ho;  // bf16, as the demo exports
+  ho.overwrite = true;
+  export_hf(*w, r1_byte_tokenizer(), ho, dir.string());
+  if (keep) {
+    json::Value j = json::Value::object();
+    json::Value ids = json::Value::array();
+    for (std::int32_t t : tokens) ids.push_back(t);
+    j.set("tokens", ids);
+    std::ofstream(dir / "tokens.json") << json::dump(j) << "\n";
+    WARN("kept the teacher export in " << dir.string() << "; make the golden with tools/make_export_goldens.py --hf "
+                                       << dir.string() << " --out " << golden_path.string());
+    return;
+  }
+  const json::Value g = json::parse_file(golden_path.string());
+  const auto& want_tokens = g.at("tokens").as_array();
+  REQUIRE(want_tokens.size() == tokens.size());
+  for (std::size_t t = 0; t < tokens.size(); ++t) REQUIRE(want_tokens[t].as_int64() == tokens[t]);
+  INFO("the export's bytes changed since the golden was made: if that is intended, make it again "
+       "(tools/make_export_goldens.py says how)");
+  REQUIRE(fnv1a64_hex(dir / "model.safetensors") == g.at("safetensors_fnv1a64").as_string());
+
+  // transformers read the bf16 file as FP32: crucible computes in FP32 on the stored weights.
+  auto stored = with_precision(*import_hf_model(dir.string()), Precision::Fp32);
+  const Scored mine = score(*stored, tokens), master = score(*w, tokens);
+  const auto& want = g.at("next_token_logprobs").as_array();
+  REQUIRE(want.size() == mine.next.size());
+  double d = 0, d_master = 0;
+  std::size_t worst_master = 0;
+  for (std::size_t t = 0; t < want.size(); ++t) {
+    d = std::max(d, std::fabs(mine.next[t] - want[t].as_double()));
+    const double dm = std::fabs(master.next[t] - want[t].as_double());
+    if (dm > d_master) d_master = dm, worst_master = t;
+  }
+  // Full rows at a few positions (first, 64, 128 = YaRN's original context, last).
+  double d_rows = 0;
+  {
+    Transformer model(*stored);
+    const Batch batch = Batch::from_sequences({tokens});
+    ForwardState st;
+    model.forward_logprobs(batch, st);
+    const std::int64_t T = batch.tokens(), V = stored->config().vocab_size;
+    Tensor ids(Shape{T, V}, DType::I32), lps(Shape{T, V}, DType::F32);
+    ops::logprob_head_topk(st.hf, model.head_weight(), V, ids, lps);
+    for (const auto& [pos, row] : g.at("rows").as_object()) {
+      const std::int64_t p = std::stoll(pos);
+      REQUIRE(row.size() == static_cast<std::size_t>(V));
+      for (std::int64_t r = 0; r < V; ++r) {
+        const std::int32_t id = ids.data<std::int32_t>()[p * V + r];
+        d_rows = std::max(d_rows, std::fabs(lps.data<float>()[p * V + r] - row.as_array()[id].as_double()));
+      }
+    }
+  }
+  // Routing: the same experts at every position of every routed layer (the golden's
+  // smallest routing margin is >= 1e-4, so FP32 round-off cannot flip one).
+  std::size_t routes = 0, same = 0, master_flips = 0;
+  const auto& want_routes = g.at("routing").as_object();
+  REQUIRE(want_routes.size() == mine.routes.size());
+  std::size_t li = 0;
+  for (const auto& [layer, rows] : want_routes) {
+    INFO("layer " << layer);
+    for (std::size_t t = 0; t < rows.size(); ++t) {
+      std::vector<std::int32_t> e;
+      for (const auto& x : rows.as_array()[t].as_array()) e.push_back(static_cast<std::int32_t>(x.as_int64()));
+      ++routes;
+      same += e == mine.routes[li][t];
+      master_flips += master.routes[li][t] != mine.routes[li][t];
+    }
+    ++li;
+  }
+  std::printf("teacher golden (transformers %s), bf16 export, %zu positions: crucible fp32 on the stored weights vs "
+              "transformers max|dlogp| %.2e (full rows %.2e), experts identical on %zu/%zu routes | crucible's fp32 "
+              "masters vs the export: max|dlogp| %.2e at position %zu, %zu routes flipped by bf16 rounding "
+              "(min routing margin in the golden %.1e)\n",
+              g.at("transformers").as_string().c_str(), want.size(), d, d_rows, same, routes, d_master, worst_master,
+              master_flips, g.at("min_routing_margin").as_double());
   CHECK(d < 1e-4);
+  CHECK(d_rows < 1e-4);
+  CHECK(same == routes);
   fs::remove_all(dir);
 }

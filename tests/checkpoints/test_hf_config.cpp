@@ -89,6 +89,7 @@ TEST_CASE("to_hf then from_hf keeps the model", "[hf_config]") {
   const json::Value j = model_config_to_hf(a);
   REQUIRE(j.at("rope_scaling").at("type").as_string() == "yarn");  // v4 keys are written
   REQUIRE(j.find("rope_parameters") == nullptr);
+  REQUIRE(j.at("rope_interleave").as_bool());  // transformers' DeepSeek-V3 flag, stated explicitly
   const ModelConfig b = parse(json::dump(j, 2));
   REQUIRE(b.arch == a.arch);
   REQUIRE(b.precision == a.precision);
@@ -116,4 +117,10 @@ TEST_CASE("bad config.json values are errors naming the key and line", "[hf_conf
   REQUIRE_THROWS_WITH(parse(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 64,
     "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 8,
     "rope_scaling": {"type": "dynamic", "factor": 2.0}})"), Catch::Contains("dynamic"));
+  // A DeepSeek config whose rope dims are half-split (transformers' rope_interleave = false).
+  std::string half_split = kDeepseekV3;
+  half_split.insert(half_split.rfind('}'), R"(, "rope_interleave": false)");
+  REQUIRE_THROWS_WITH(parse(half_split), Catch::Contains("rope_interleave"));
+  half_split.replace(half_split.find("\"rope_interleave\": false"), 24, "\"rope_interleave\": true ");
+  REQUIRE(parse(half_split).arch == Arch::DeepseekV3);
 }
