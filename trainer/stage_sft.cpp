@@ -125,7 +125,7 @@ json::Value run_sft_stage(RunContext& ctx, const StageSpec& spec, std::int64_t i
       rs.set("before", maybe_eval(ctx, c.model, c.eval, 1000 + static_cast<std::uint64_t>(index)));
     }
   }
-  const double tps = sft_loop(ctx, spec, index, {c.model, c.steps, c.batch, c.max_tokens, c.optimizer, pretrain}, src, rs);
+  const double tps = sft_loop(ctx, spec, index, {c.model, c.steps, c.batch, c.max_tokens, c.optimizer, pretrain, {}}, src, rs);
   json::Value summary = json::Value::object();
   summary.set("kind", stage_kind_name(spec.kind));
   summary.set("model", c.model);
@@ -202,7 +202,7 @@ json::Value run_distill_stage(RunContext& ctx, const StageSpec& spec, std::int64
   json::Value rs = json::Value::object();
   rs.set("traces_kept", kept);
   rs.set("traces_generated", generated);
-  SftLoop loop{c.model, c.steps, c.batch, c.max_tokens, c.optimizer, false};
+  SftLoop loop{c.model, c.steps, c.batch, c.max_tokens, c.optimizer, false, {}};
   if (c.kd_weight > 0) {
     Transformer& teacher = ctx.model(c.teacher);
     CRUCIBLE_USER_CHECK(teacher.config().vocab_size == ctx.model(c.model).config().vocab_size, spec.name,
