@@ -86,8 +86,9 @@ void write_h5_bundle(const std::string& path, const H5Bundle& bundle) {
     H5Id lcpl(make_lcpl(), H5Pclose);
     for (const auto& [name, t0] : bundle.tensors) {
       const Tensor t = on_host(t0);
-      std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-      if (dims.empty()) dims.push_back(1);
+      // A scalar is stored as [1].
+      const std::vector<hsize_t> dims = t.rank() == 0 ? std::vector<hsize_t>{1}
+                                                      : std::vector<hsize_t>(t.shape().begin(), t.shape().end());
       H5Id space(CHECK_HDF5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)), H5Sclose);
       H5Id dcpl(CHECK_HDF5(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
       if (t.numel() > 0) {
