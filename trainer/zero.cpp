@@ -29,10 +29,8 @@ ZeroShard::ZeroShard(ModelWeights& weights, dist::Communicator& comm)
   }
 }
 
-Tensor ZeroShard::flat_params() const { return w_.params().flat_elems(DType::F32, shards_.padded_elems()); }
-Tensor ZeroShard::flat_grads() const {
-  return const_cast<ModelWeights&>(w_).grads().flat_elems(DType::F32, shards_.padded_elems());
-}
+Tensor ZeroShard::flat_params() { return w_.params().flat_elems(DType::F32, shards_.padded_elems()); }
+Tensor ZeroShard::flat_grads() { return w_.grads().flat_elems(DType::F32, shards_.padded_elems()); }
 
 void ZeroShard::reduce_scatter_grads() {
   const Tensor all = flat_grads();  // [world * shard] FP32, padding zero

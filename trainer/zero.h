@@ -66,8 +66,8 @@ class ZeroShard {
   Arena gather_to_root(const Tensor& shard, const Layout& moment_layout, int root, const std::string& name);
 
   // Views into the weights' padded flat buffers: [padded_elems] FP32.
-  Tensor flat_params() const;
-  Tensor flat_grads() const;
+  Tensor flat_params();
+  Tensor flat_grads();
 
  private:
   ModelWeights& w_;
