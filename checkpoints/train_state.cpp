@@ -70,6 +70,38 @@ TrainState load_train_state(const std::string& path, ModelWeights& weights, cons
   return s;
 }
 
+TrainState load_train_state(const std::string& path, ModelWeights& weights, const MomentShard& moments) {
+  TrainState s = load_train_state(path, weights, Moments{});
+  CRUCIBLE_CHECK(moments.shards && moments.m.defined() && moments.v.defined(), path,
+                 ": a moment shard needs its FlatShards and m, v tensors");
+  const dist::FlatShards& shards = *moments.shards;
+  const Layout& layout = weights.layout();
+  CRUCIBLE_CHECK(shards.total() == dist::layout_elems(layout) && moments.m.numel() == shards.shard_elems() &&
+                     moments.v.numel() == shards.shard_elems(),
+                 path, ": moment shard of ", moments.m.numel(), " elements does not fit the model's ",
+                 dist::layout_elems(layout), " parameters over ", shards.world(), " ranks");
+  const H5Reader r(path);
+  for (const auto& [dst, group] : {std::pair{moments.m, "optim/m/"}, std::pair{moments.v, "optim/v/"}}) {
+    Tensor shard = dst;
+    shard.zero();  // padding and any element not in the file's tensors
+    for (const std::size_t i : dist::entries_of_rank(shards, layout, moments.rank)) {
+      const Layout::Entry& e = layout.entries()[i];
+      const std::string name = group + e.name;
+      CRUCIBLE_USER_CHECK(r.has(name), path, ": has no optimizer moment '", name,
+                          "' (written without an optimizer?); cannot resume the optimizer from it");
+      Tensor whole(e.shape, shard.dtype(), Device::cpu(), name);  // one tensor at a time, on the host
+      r.read(name, whole);
+      const Tensor flat = whole.reshape(Shape{whole.numel()});
+      for (const dist::FlatShards::Piece& piece : dist::entry_owners(shards, e)) {
+        if (piece.rank != moments.rank) continue;
+        shard.slice(piece.shard_offset, piece.shard_offset + piece.elems.size())
+            .copy_from(flat.slice(piece.span_offset, piece.span_offset + piece.elems.size()));
+      }
+    }
+  }
+  return s;
+}
+
 bool verify_checkpoint(const std::string& path, std::string* reason) {
   try {
     const H5Reader r(path);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "dist/shard.h"
 #include "model/weights.h"
 
 namespace crucible::checkpoints {
@@ -32,12 +33,26 @@ struct Moments {
   Arena* v = nullptr;
 };
 
+// A ZeRO-1 rank's part of the moments (trainer/optimizer.h): m and v are flat
+// [shards->shard_elems()] tensors (FP32 or BF16) holding the FP32 parameter elements
+// shards->padded_range(rank) of the parameter layout, padding zero. Checkpoints
+// always store full-layout moments (a sharded run gathers them to rank 0 before
+// writing), so a shard loads from a checkpoint of any world size or ZeRO setting.
+struct MomentShard {
+  const dist::FlatShards* shards = nullptr;
+  int rank = 0;
+  Tensor m, v;
+};
+
 void save_train_state(const std::string& path, const ModelWeights& weights, const Moments& moments,
                       const TrainState& state);
 
 // Reads the state and the weights into `weights` (whose config must match the
 // file's) and, when given, the moments.
 TrainState load_train_state(const std::string& path, ModelWeights& weights, const Moments& moments);
+// The same with the moments read into one rank's shard: only the tensors that
+// overlap it are read (one at a time), so a rank never holds the full moments.
+TrainState load_train_state(const std::string& path, ModelWeights& weights, const MomentShard& moments);
 // Only the state part (cheap).
 TrainState read_train_state(const std::string& path);
 

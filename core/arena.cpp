@@ -1,6 +1,8 @@
 // core/arena.cpp: Layout offsets, named views, bump allocation.
 #include "core/arena.h"
 
+#include <algorithm>
+
 namespace crucible {
 
 namespace {
@@ -28,10 +30,21 @@ Layout Layout::with_dtype(DType dtype) const {
   return out;
 }
 
-Arena::Arena(const Layout& layout, Device device, std::string name)
+Arena::Arena(const Layout& layout, Device device, std::string name, std::size_t min_bytes)
     : layout_(layout),
-      storage_(std::make_shared<Storage>(device, align_up(layout.total_bytes(), Layout::kAlign))),
+      storage_(std::make_shared<Storage>(
+          device, align_up(std::max(layout.total_bytes(), min_bytes), Layout::kAlign))),
       name_(std::move(name)) {}
+
+std::size_t Arena::capacity() const { return storage_ ? storage_->bytes() : 0; }
+
+Tensor Arena::flat_elems(DType dtype, std::int64_t numel) const {
+  CRUCIBLE_CHECK(storage_, "arena ", name_, " is empty");
+  CRUCIBLE_CHECK(numel >= 0 && static_cast<std::size_t>(numel) * dtype_size(dtype) <= storage_->bytes(), "arena ",
+                 name_, ": ", numel, " ", dtype_name(dtype), " elements exceed its ", storage_->bytes(),
+                 " bytes (reserve them when allocating)");
+  return Tensor(storage_, 0, Shape{numel}, dtype, name_);
+}
 
 Tensor Arena::view(std::size_t index) const {
   CRUCIBLE_CHECK(index < layout_.entries().size(), "arena ", name_, " has no view ", index);

@@ -48,7 +48,9 @@ class Layout {
 class Arena {
  public:
   Arena() = default;
-  Arena(const Layout& layout, Device device, std::string name);
+  // min_bytes > total_bytes reserves room past the last view (ZeRO-1 pads its flat
+  // buffers to world equal blocks: dist/shard.h); the storage holds max of the two.
+  Arena(const Layout& layout, Device device, std::string name, std::size_t min_bytes = 0);
 
   const Layout& layout() const { return layout_; }
   Tensor view(std::string_view name) const;
@@ -56,7 +58,12 @@ class Arena {
   // The whole buffer as a flat byte tensor [total_bytes] (for collectives and I/O).
   Tensor flat() const;
   std::size_t bytes() const { return layout_.total_bytes(); }
-  void zero();
+  // Bytes of the storage (>= bytes(): alignment and reserved padding).
+  std::size_t capacity() const;
+  // The first `numel` elements of the storage as one flat [numel] tensor of `dtype`,
+  // padding past the last view included (numel * size <= capacity()).
+  Tensor flat_elems(DType dtype, std::int64_t numel) const;
+  void zero();  // the whole storage, padding included
 
  private:
   Layout layout_;

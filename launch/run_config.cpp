@@ -266,6 +266,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   p.out_dir = run.out_dir;
   p.device = *parse_device(run.device);
   p.seed = static_cast<std::uint64_t>(run.seed);
+  p.zero_stage = static_cast<int>(run.zero);
   read_toml(doc, "log", [&](Fields& f) { describe(f, out.log); });
   read_toml(doc, "task", [&](Fields& f) { describe(f, p.task); });
 

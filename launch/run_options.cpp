@@ -18,6 +18,9 @@ void describe(Fields& f, RunOptions& r) {
   f.field("deterministic", r.deterministic, "fixed reduction orders (bit-identical resume on CPU)");
   f.field("out_dir", r.out_dir, "run directory");
   f.field("threads", r.threads, "CPU threads (0 = all cores)", Range{.min = 0, .max = 1024});
+  f.field("zero", r.zero,
+          "ZeRO stage under mpirun: 0 = every rank holds all AdamW state, 1 = moments and update sharded over ranks",
+          Range{.min = 0, .max = 1});
 }
 
 void describe(Fields& f, LogOptions& l) {

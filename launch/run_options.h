@@ -18,6 +18,7 @@ struct RunOptions {
   bool deterministic = true;   // fixed reduction orders, bit-identical resume on the CPU
   std::string out_dir = "runs/demo";
   std::int64_t threads = 0;    // CPU threads (0 = all cores)
+  std::int64_t zero = 0;       // ZeRO stage of data parallel training: 0 = off, 1 = optimizer state sharded
 
   void validate() const;
 };

@@ -24,6 +24,20 @@ std::unique_ptr<ModelWeights> ModelWeights::copy_to(Device device, bool with_gra
   return out;
 }
 
+void ModelWeights::reserve_flat(std::size_t bytes) {
+  const bool grads_ok = !has_grads() || grads_.capacity() >= bytes;
+  if (params_.capacity() >= bytes && grads_ok) return;
+  const Layout layout = params_.layout();
+  Arena params(layout, device(), "params", bytes);
+  params.zero();
+  params.flat().copy_from(params_.flat());
+  params_ = std::move(params);
+  if (has_grads()) {
+    grads_ = Arena(layout, device(), "grads", bytes);
+    grads_.zero();
+  }
+}
+
 namespace {
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -34,6 +34,11 @@ class ModelWeights {
   const Arena& params() const { return params_; }
   bool has_grads() const { return grads_.bytes() > 0; }
   void zero_grads() { grads_.zero(); }
+  // Makes the parameter and gradient arenas hold at least `bytes` (ZeRO-1 pads the
+  // flat buffers to world equal blocks, dist/shard.h). When they are too small they
+  // are re-allocated: parameters keep their values, gradients and padding become
+  // zero, and views taken earlier keep the old storage (take views after this).
+  void reserve_flat(std::size_t bytes);
 
   // Deterministic initialization: linear weights ~ N(0, initializer_range), norms 1,
   // biases and the router correction bias 0. Each tensor draws from its own Philox

@@ -77,6 +77,8 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
                       std::uint64_t seed, dist::Communicator& comm, const SftTerm& sft) {
   const auto t0 = std::chrono::steady_clock::now();
   const int rank = comm.rank(), world = comm.world();
+  CRUCIBLE_CHECK(world == 1 || opt.data_parallel().comm == &comm,
+                 "grpo_step: the optimizer must be data parallel over the step's communicator");
   const std::int64_t G = c.group_size;
   GrpoMetrics m;
 
@@ -190,9 +192,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       }
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), c.max_tokens_per_forward, sft.weight);
-      Tensor grads = flat_gradients(policy.weights());
-      comm.all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
-      last = opt.step(step, c.steps);
+      last = opt.step(step, c.steps);  // sums the ranks' gradients first (opt is data parallel over comm)
       balance_router(policy.weights(), std::move(load), comm);
       load.clear();
     }

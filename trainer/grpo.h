@@ -53,6 +53,8 @@ struct SftTerm {
   double global_tokens = 0;  // response tokens of the step over all ranks
 };
 
+// One GRPO step. `opt` is data parallel over `comm` (its step sums the ranks'
+// gradients, replicated or ZeRO-1; checked when world > 1).
 GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, const TaskEnv& env,
                       const Scorer& scorer, const GrpoConfig& c, std::int64_t step, std::int64_t first_prompt,
                       std::uint64_t seed, dist::Communicator& comm, const SftTerm& sft = {});

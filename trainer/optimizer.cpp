@@ -1,4 +1,5 @@
-// trainer/optimizer.cpp: AdamW with per-tensor decay, schedules, router bias rule.
+// trainer/optimizer.cpp: AdamW with per-tensor decay (replicated or ZeRO-1 sharded
+// state), schedules, router bias rule.
 #include "trainer/optimizer.h"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "kernels/adamw.h"
+#include "trainer/zero.h"
 
 namespace crucible::trainer {
 
@@ -41,19 +43,61 @@ bool no_decay(const std::string& name) {
 }
 }  // namespace
 
-AdamW::AdamW(ModelWeights& weights, const OptimizerConfig& config)
-    : w_(weights), c_(config) {
+void DataParallel::validate() const {
+  CRUCIBLE_USER_CHECK(zero_stage == 0 || zero_stage == 1, "run.zero must be 0 (off) or 1 (ZeRO-1 optimizer-state "
+                      "sharding), got ", zero_stage);
+}
+
+AdamW::AdamW(ModelWeights& weights, const OptimizerConfig& config, DataParallel dp)
+    : w_(weights), c_(config), dp_(dp) {
   c_.validate();
+  dp_.validate();
   CRUCIBLE_CHECK(w_.has_grads(), "AdamW needs a gradient arena");
-  const Layout moments = w_.layout().with_dtype(c_.bf16_moments ? DType::BF16 : DType::F32);
-  m_ = Arena(moments, w_.params().view(0).device(), "adam.m");
-  v_ = Arena(moments, w_.params().view(0).device(), "adam.v");
+  const DType mdt = c_.bf16_moments ? DType::BF16 : DType::F32;
+  const Device dev = w_.params().view(0).device();
+  if (dp_.comm && dp_.zero_stage == 1 && dp_.comm->world() > 1) {
+    zero_ = std::make_unique<ZeroShard>(w_, *dp_.comm);
+    Layout shard;
+    shard.add("shard", Shape{zero_->shard_elems()}, mdt);
+    m_ = Arena(shard, dev, "adam.m");
+    v_ = Arena(shard, dev, "adam.v");
+  } else {
+    const Layout moments = w_.layout().with_dtype(mdt);
+    m_ = Arena(moments, dev, "adam.m");
+    v_ = Arena(moments, dev, "adam.v");
+  }
+  m_.zero();
+  v_.zero();
+}
+
+AdamW::~AdamW() = default;
+AdamW::AdamW(AdamW&&) noexcept = default;
+
+const dist::FlatShards* AdamW::shards() const { return zero_ ? &zero_->shards() : nullptr; }
+
+std::size_t AdamW::full_state_bytes() const {
+  return 2 * w_.layout().with_dtype(c_.bf16_moments ? DType::BF16 : DType::F32).total_bytes();
 }
 
 StepStats AdamW::step(std::int64_t step_index, std::int64_t total_steps) {
+  // 1. Sum the ranks' gradients (into this rank's block under ZeRO-1).
+  if (zero_) {
+    zero_->reduce_scatter_grads();
+  } else if (dp_.comm && dp_.comm->world() > 1) {
+    Tensor grads = flat_gradients(w_);
+    dp_.comm->all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
+  }
+  // 2. The global norm: Σ g^2 per entry, summed in layout order on every rank.
+  const auto& entries = w_.layout().entries();
+  std::vector<double> entry_sq;
+  if (zero_) {
+    entry_sq = zero_->entry_sum_squares();
+  } else {
+    for (const auto& e : entries) entry_sq.push_back(ops::sum_squares(w_.grad(e.name)));
+  }
   StepStats st;
   double sq = 0;
-  for (const auto& e : w_.layout().entries()) sq += ops::sum_squares(w_.grad(e.name));
+  for (const double x : entry_sq) sq += x;
   st.grad_norm = std::sqrt(sq);
   st.lr = lr_at(c_, step_index, total_steps);
   float scale = 1.0f;
@@ -62,20 +106,48 @@ StepStats AdamW::step(std::int64_t step_index, std::int64_t total_steps) {
     st.clipped = true;
   }
   ++updates_;
-  for (const auto& e : w_.layout().entries()) {
-    if (e.name.ends_with("e_score_correction_bias")) continue;  // not a gradient-trained tensor
-    Tensor p = w_.param(e.name), m = m_.view(e.name), v = v_.view(e.name);
+  auto settings = [&](const std::string& name) {
     ops::AdamWStep s;
     s.lr = static_cast<float>(st.lr);
     s.beta1 = static_cast<float>(c_.beta1);
     s.beta2 = static_cast<float>(c_.beta2);
     s.eps = static_cast<float>(c_.eps);
-    s.weight_decay = no_decay(e.name) ? 0.0f : static_cast<float>(c_.weight_decay);
+    s.weight_decay = no_decay(name) ? 0.0f : static_cast<float>(c_.weight_decay);
     s.grad_scale = scale;
     s.step = updates_;
-    ops::adamw_update(p, w_.grad(e.name), m, v, s);
+    return s;
+  };
+  // 3. The update: elementwise, so a piece of a tensor updates exactly as the whole.
+  if (!zero_) {
+    for (const auto& e : entries) {
+      if (e.name.ends_with("e_score_correction_bias")) continue;  // not a gradient-trained tensor
+      Tensor p = w_.param(e.name), m = m_.view(e.name), v = v_.view(e.name);
+      ops::adamw_update(p, w_.grad(e.name), m, v, settings(e.name));
+    }
+    return st;
   }
+  const Tensor params = zero_->flat_params(), grads = zero_->flat_grads();
+  const Tensor m_all = m_.view(0), v_all = v_.view(0);
+  for (const ZeroShard::Piece& piece : zero_->pieces()) {
+    const std::string& name = entries[piece.entry].name;
+    if (name.ends_with("e_score_correction_bias")) continue;
+    Tensor p = params.slice(piece.flat_begin, piece.flat_begin + piece.n);
+    Tensor m = m_all.slice(piece.shard_offset, piece.shard_offset + piece.n);
+    Tensor v = v_all.slice(piece.shard_offset, piece.shard_offset + piece.n);
+    ops::adamw_update(p, grads.slice(piece.flat_begin, piece.flat_begin + piece.n), m, v, settings(name));
+  }
+  // 4. Every rank's updated block to every rank (the router bias, which no rank
+  // updates here, is the same on all ranks and stays so).
+  zero_->all_gather_params();
   return st;
+}
+
+std::pair<Arena, Arena> AdamW::full_moments(int root) {
+  if (!zero_) return {m_, v_};
+  const Layout layout = w_.layout().with_dtype(m_.view(0).dtype());
+  Arena m = zero_->gather_to_root(m_.view(0), layout, root, "adam.m");
+  Arena v = zero_->gather_to_root(v_.view(0), layout, root, "adam.v");
+  return {std::move(m), std::move(v)};
 }
 
 Tensor flat_gradients(ModelWeights& weights) {

@@ -5,14 +5,39 @@
 // (Σ g^2 over the flat gradient buffer, in double), clip factor, then the AdamW
 // update per tensor with its own weight decay (none for norms, biases and the
 // router correction bias, which the aux-loss-free rule updates instead).
+//
+// Data parallel (DESIGN.md §6): given a Communicator, step() first sums the ranks'
+// gradients. Unsharded, that is an all_reduce of the flat gradient buffer and every
+// rank holds all moments and updates every parameter. With ZeRO-1 (trainer/zero.h)
+// it is a reduce_scatter: each rank holds m and v for its block of the flat buffer
+// only (about 1/world of the moment memory), clips with the global norm (per-entry
+// Σ g^2 all-reduced), updates its block of the FP32 masters and all_gathers the
+// parameters. Both give every rank the same weights.
+//
+// Determinism (ReductionMode::Deterministic): every reduced gradient element, and so
+// every AdamW update, has the same bits sharded or not (both fold ranks in rank
+// order; the update is elementwise). The one difference is the global norm: Σ g^2 of
+// a tensor that straddles two ranks' blocks (at most world - 1 of them) is summed in
+// two parts, so grad_norm may differ in its last bits. Without clipping (clip_norm 0
+// or a norm below it) ZeRO-1 and the unsharded optimizer give bit-identical weights
+// and moments; with clipping they do too unless the float clip factor rounds the
+// other way (a relative 1e-16 change of the norm; tests/trainer/test_zero.cpp).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "core/arena.h"
 #include "model/weights.h"
 
+namespace crucible::dist {
+class Communicator;
+class FlatShards;
+}  // namespace crucible::dist
+
 namespace crucible::trainer {
+
+class ZeroShard;
 
 enum class Schedule : std::uint8_t { Constant, Linear, Cosine };
 
@@ -37,21 +62,53 @@ struct StepStats {
   bool clipped = false;
 };
 
+// How the optimizer step is spread over the ranks of a job.
+struct DataParallel {
+  dist::Communicator* comm = nullptr;  // null: one process, gradients used as they are
+  int zero_stage = 0;                  // 0: replicated state; 1: ZeRO-1 (when world > 1)
+  void validate() const;
+};
+
 class AdamW {
  public:
-  AdamW(ModelWeights& weights, const OptimizerConfig& config);
+  // With dp.zero_stage = 1 and a world > 1 the weights' flat buffers are padded to
+  // the ZeRO-1 blocks (ModelWeights::reserve_flat: views taken before are stale).
+  AdamW(ModelWeights& weights, const OptimizerConfig& config, DataParallel dp = {});
+  ~AdamW();
+  AdamW(AdamW&&) noexcept;
 
-  // Applies one update from weights.grads() (already summed over micro-batches and
-  // ranks and scaled as the loss wants). Does not zero the gradients.
+  // Applies one update from weights.grads() (summed over micro-batches and scaled as
+  // the loss wants). With a communicator it first sums the gradients over the ranks
+  // (collective: every rank calls step); without one they must already be summed.
+  // Does not zero the gradients; under ZeRO-1 only this rank's block of them is the
+  // reduced gradient afterwards.
   StepStats step(std::int64_t step_index, std::int64_t total_steps);
+
+  bool sharded() const { return zero_ != nullptr; }
+  // ZeRO-1 blocks (null when unsharded).
+  const dist::FlatShards* shards() const;
+  // This rank's moments: the parameter layout in the moments' dtype, or under ZeRO-1
+  // one entry "shard" of [shard_elems] (flat parameter elements of this rank's block).
   Arena& m() { return m_; }
   Arena& v() { return v_; }
+  // Bytes of optimizer state this rank holds (m + v), and what one rank would hold
+  // unsharded.
+  std::size_t state_bytes() const { return m_.bytes() + v_.bytes(); }
+  std::size_t full_state_bytes() const;
   std::int64_t updates() const { return updates_; }
   void set_updates(std::int64_t n) { updates_ = n; }
+  const DataParallel& data_parallel() const { return dp_; }
+
+  // Full-layout moments for a checkpoint, complete on `root`: m() and v() when
+  // unsharded; under ZeRO-1 gathered from every rank (collective), empty on non-roots.
+  // (Loading goes the other way: checkpoints::load_train_state with a MomentShard.)
+  std::pair<Arena, Arena> full_moments(int root = 0);
 
  private:
   ModelWeights& w_;
   OptimizerConfig c_;
+  DataParallel dp_;
+  std::unique_ptr<ZeroShard> zero_;
   Arena m_, v_;
   std::int64_t updates_ = 0;  // AdamW bias-correction count
 };

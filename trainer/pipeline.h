@@ -117,6 +117,9 @@ struct PipelineConfig {
   Device device = Device::cpu();       // where the models live and train (run.device)
   std::int64_t checkpoint_every = 50;  // optimizer steps; 0 = only at stage end
   std::int64_t keep_last = 2;
+  // run.zero: 0 = every rank holds all optimizer state; 1 = ZeRO-1, AdamW moments
+  // and the update sharded over the ranks (trainer/zero.h). No effect on one rank.
+  int zero_stage = 0;
   TaskConfig task;
   std::vector<ModelSlot> models;
   std::vector<StageSpec> stages;

@@ -162,20 +162,51 @@ void RunContext::write_report() {
   fs::rename(tmp, p);
 }
 
+AdamW RunContext::make_optimizer(const std::string& stage, ModelWeights& w, const OptimizerConfig& config) {
+  AdamW opt(w, config, DataParallel{&comm_, config_.zero_stage});
+  const double mib = 1.0 / (1024.0 * 1024.0);
+  if (opt.sharded()) {
+    const dist::FlatShards& s = *opt.shards();
+    log_info(stage, ": optimizer state ", static_cast<double>(opt.state_bytes()) * mib, " MiB per rank (ZeRO-1: ",
+             s.shard_elems(), " of ", s.total(), " parameters, ", s.padding(), " padding, over ", s.world(),
+             " ranks; unsharded ", static_cast<double>(opt.full_state_bytes()) * mib, " MiB)");
+  } else {
+    log_info(stage, ": optimizer state ", static_cast<double>(opt.state_bytes()) * mib, " MiB per rank (replicated on ",
+             comm_.world(), " rank(s))");
+  }
+  return opt;
+}
+
 std::pair<std::int64_t, json::Value> RunContext::resume(const std::string& stage, std::int64_t stage_index,
                                                         ModelWeights& w, AdamW* opt) {
   std::vector<std::string> skipped;
   const auto latest = ckpt_->latest_good(stage, &skipped);
   for (const auto& s : skipped) log_warn("skipping damaged checkpoint ", s);
   if (!latest) return {0, json::Value::object()};
-  checkpoints::Moments mom;
-  if (opt) mom = {&opt->m(), &opt->v()};
-  const checkpoints::TrainState st = checkpoints::load_train_state(*latest, w, mom);
+  checkpoints::TrainState st;
+  if (opt && opt->sharded()) {
+    st = checkpoints::load_train_state(*latest, w,
+                                       checkpoints::MomentShard{opt->shards(), comm_.rank(), opt->m().view(0), opt->v().view(0)});
+  } else {
+    checkpoints::Moments mom;
+    if (opt) mom = {&opt->m(), &opt->v()};
+    st = checkpoints::load_train_state(*latest, w, mom);
+  }
   CRUCIBLE_USER_CHECK(st.stage_index == stage_index, *latest, ": checkpoint of stage index ", st.stage_index,
                       ", expected ", stage_index, " (did the run config change?)");
   json::Value resume = json::parse(st.resume_json, *latest + ":/resume");
   if (opt && resume.find("adam_updates")) opt->set_updates(resume.at("adam_updates").as_int64());
   log_info("resuming stage ", stage, " at step ", st.step, " from ", *latest);
+  if (opt && resume.find("world")) {
+    // The file's moments are full-layout, so any world / zero setting loads them; only
+    // the gradient reduction order (and so the last bits) depends on the world size.
+    const std::int64_t world = resume.at("world").as_int64();
+    const std::int64_t zero = resume.find("zero") ? resume.at("zero").as_int64() : 0;
+    if (world != comm_.world() || zero != opt->data_parallel().zero_stage)
+      log_info(*latest, ": written by ", world, " rank(s) with run.zero = ", zero, ", resumed by ", comm_.world(),
+               " with run.zero = ", opt->data_parallel().zero_stage, " (optimizer moments re-sharded",
+               world != comm_.world() ? "; not bit-identical to an uninterrupted run: the reduction order changed)" : ")");
+  }
   // Drop metrics lines the killed run wrote after this checkpoint.
   if (root() && fs::exists(path("metrics.jsonl"))) {
     std::ifstream in(path("metrics.jsonl"));
@@ -196,11 +227,18 @@ void RunContext::checkpoint(const std::string& stage, std::int64_t stage_index, 
                             const ModelWeights& w, AdamW* opt, const json::Value& resume, bool force) {
   const bool due = force || (config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0);
   if (!due) return;
+  // ZeRO-1: every rank joins the gather of the moments to rank 0, which writes.
+  std::pair<Arena, Arena> moments;
+  if (opt) moments = opt->full_moments(0);
   if (root()) {
     json::Value r = resume;
-    if (opt) r.set("adam_updates", opt->updates());
     checkpoints::Moments mom;
-    if (opt) mom = {&opt->m(), &opt->v()};
+    if (opt) {
+      r.set("adam_updates", opt->updates());
+      r.set("world", static_cast<std::int64_t>(comm_.world()));
+      r.set("zero", static_cast<std::int64_t>(opt->data_parallel().zero_stage));
+      mom = {&moments.first, &moments.second};
+    }
     ckpt_->save(w, mom, checkpoints::TrainState{stage, stage_index, step, config_.resolved_toml, json::dump(r)});
   }
   comm_.barrier();

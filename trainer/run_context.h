@@ -39,8 +39,16 @@ class RunContext {
   void finish_stage(const std::string& stage, json::Value summary);
   const json::Value& report() const { return report_; }
 
+  // The stage's optimizer for the slot's weights, data parallel over this run's ranks
+  // (ZeRO-1 when run.zero = 1); logs this rank's optimizer-state bytes.
+  AdamW make_optimizer(const std::string& stage, ModelWeights& w, const OptimizerConfig& config);
+
   // Stage checkpoints: resume (returns steps done and the resume JSON; 0 and {} when
-  // there is none) and save every config.checkpoint_every steps.
+  // there is none) and save every config.checkpoint_every steps. Collective. A
+  // checkpoint holds full-layout moments (ZeRO-1 gathers them to rank 0, which writes
+  // the file atomically), so a stage resumes under any world size or run.zero; it
+  // continues bit-identically under the world size that wrote it (the gradient
+  // reduction order depends on the world).
   std::pair<std::int64_t, json::Value> resume(const std::string& stage, std::int64_t stage_index,
                                               ModelWeights& w, AdamW* opt);
   void checkpoint(const std::string& stage, std::int64_t stage_index, std::int64_t step, const ModelWeights& w,

@@ -59,7 +59,7 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
     if (sft_all.empty()) log_warn(spec.name, ": sft_data ", path, " holds no examples; training with the RL term only");
   }
 
-  AdamW opt(w, c.optimizer);
+  AdamW opt = ctx.make_optimizer(spec.name, w, c.optimizer);
   auto [start, resume] = ctx.resume(spec.name, index, w, &opt);
   if (start > 0) rs = resume;
   Progress progress(spec.name, c.grpo.steps);

@@ -61,7 +61,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
   auto& comm = ctx.comm();
   ModelWeights& w = ctx.weights(c.model);
   Transformer& model = ctx.model(c.model);
-  AdamW opt(w, c.optimizer);
+  AdamW opt = ctx.make_optimizer(spec.name, w, c.optimizer);
   auto [start, resume] = ctx.resume(spec.name, index, w, &opt);
   if (start > 0) resume_state = resume;
   Progress progress(spec.name, c.steps);
@@ -76,9 +76,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     const double global = comm.all_reduce_f64(response_tokens(mine), dist::ReduceOp::Sum);
     w.zero_grads();
     const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), c.max_tokens, 1.0, &c.kd);
-    Tensor grads = flat_gradients(w);
-    comm.all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));
-    const StepStats st = opt.step(step, c.steps);
+    const StepStats st = opt.step(step, c.steps);  // sums the ranks' gradients first
     balance_router(w, acc.expert_load, comm);
     double sums[4] = {acc.loss_sum, acc.tokens, acc.all_tokens, acc.kd_sum};
     comm.all_reduce_f64(std::span<double>(sums, 4), dist::ReduceOp::Sum);
