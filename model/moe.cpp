@@ -38,9 +38,9 @@ ops::RoutingParams routing_params(const ModelConfig& c) {
 // Sequence-wise balance loss (V3 eqs. 17-20) and its gradient w.r.t. the scores:
 //   L = alpha / n_seq * Σ_seq Σ_i f_i P_i,  f_i = E / (k T) Σ_t 1[i chosen at t],
 //   P_i = 1/T Σ_t s_it / Σ_j s_jt.
-// Returns L; when dscores is defined, adds dL/ds into it.
+// Returns L; when dscores is defined, adds weight * dL/ds into it.
 double balance_loss(const ModelConfig& c, const Tensor& scores, const Tensor& topk_idx,
-                    const Tensor& cu_seqlens, Tensor* dscores) {
+                    const Tensor& cu_seqlens, Tensor* dscores, double weight = 1) {
   const double alpha = c.aux_loss_alpha;
   if (alpha == 0) return 0;
   const std::int64_t E = scores.dim(1), k = topk_idx.dim(1);
@@ -65,7 +65,7 @@ double balance_loss(const ModelConfig& c, const Tensor& scores, const Tensor& to
       if (dscores) {
         // d(s_i / sum)/ds_m = (δ_im - s_i / sum) / sum
         float* ds = dscores->data<float>() + t * E;
-        const double g = alpha / n_seq / T;
+        const double g = weight * alpha / n_seq / T;
         for (std::int64_t m = 0; m < E; ++m) ds[m] += static_cast<float>(g * (f[m] - dot) / sum);
       }
     }
@@ -119,7 +119,7 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
 }
 
 void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Tensor& cu_seqlens,
-                  const MoeSaved& s, Tensor& dx) {
+                  const MoeSaved& s, Tensor& dx, double aux_weight) {
   const std::int64_t T = dy.dim(0), H = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   const auto prec = linear_precision(c);
   const Device dev = dy.device();
@@ -145,7 +145,7 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
     // T x E scores: computed on the host.
     const Tensor scores = on_host(s.scores);
     Tensor dscores(Shape{T, E}, DType::F32, Device::cpu(), "moe.dscores_aux");
-    balance_loss(c, scores, on_host(s.topk_idx), on_host(cu_seqlens), &dscores);
+    balance_loss(c, scores, on_host(s.topk_idx), on_host(cu_seqlens), &dscores, aux_weight);
     Tensor daux(Shape{T, E}, DType::F32, Device::cpu(), "moe.dlogits_aux");
     const float* sc = scores.data<float>();
     const float* ds = dscores.data<float>();

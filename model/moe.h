@@ -44,8 +44,9 @@ struct MoeSaved {
 // sequences of the balance loss.
 void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, const Tensor& cu_seqlens,
                  Tensor& y, MoeSaved& s);
-// dy -> dx (written); parameter grads +=; the balance loss gradient is included.
+// dy -> dx (written); parameter grads +=; the balance loss gradient is included,
+// times aux_weight (ForwardState::aux_weight).
 void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Tensor& cu_seqlens,
-                  const MoeSaved& s, Tensor& dx);
+                  const MoeSaved& s, Tensor& dx, double aux_weight = 1);
 
 }  // namespace crucible

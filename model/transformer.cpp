@@ -108,7 +108,7 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
   Tensor db = activation(dev, T, H, "d_ffn_in");
   if (ls.moe_layer) {
     MoeParams mp = moe_params(w_, l);
-    moe_backward(c, mp, dh, st.seq.cu_host, ls.moe, db);
+    moe_backward(c, mp, dh, st.seq.cu_host, ls.moe, db, st.aux_weight);
   } else {
     MlpParams mp = mlp_params(w_, p + "mlp.");
     mlp_backward(mp, dh, ls.mlp, linear_precision(c), db);

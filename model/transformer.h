@@ -53,6 +53,11 @@ struct ForwardState {
   SeqLayout seq;
   Tensor ids, targets;
   double aux_loss = 0;    // Σ MoE balance losses (already in the gradients)
+  // Weight of the balance losses' gradient in backward: this forward's share of the
+  // update's sequences (all micro-batches, all ranks), so that micro-batching and data
+  // parallelism sum the balance-loss gradient once, as one forward over the global
+  // batch would. 1 when one forward is the whole batch.
+  double aux_weight = 1;
 };
 
 class Transformer {

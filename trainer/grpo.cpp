@@ -164,11 +164,14 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       const bool has_sft = sft.examples && sft.weight > 0 && mb == c.mini_batches - 1;
       if (counts[1] == 0 && !has_sft) continue;
       policy.weights().zero_grads();
+      // The update's sequences over all ranks: the balance-loss weight of each forward.
+      const double update_sequences = counts[1] + (has_sft ? sft.global_sequences : 0.0);
       for (const auto& chunk : chunks_of(samples, part, c.max_tokens_per_forward)) {
         std::vector<std::vector<std::int32_t>> seqs;
         for (std::size_t i : chunk) seqs.push_back(samples[i].ids);
         const Batch b = Batch::from_sequences(seqs).to(policy.device());
         ForwardState st;
+        st.aux_weight = static_cast<double>(chunk.size()) / update_sequences;
         const Tensor lp = on_host(policy.forward_logprobs(b, st));  // the loss is computed on the host
         const std::int64_t T = b.tokens();
         Tensor old_t(Shape{T}, DType::F32), ref_t, d(Shape{T}, DType::F32);
@@ -191,7 +194,8 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
         policy.backward(d.device() == policy.device() ? d : d.to(policy.device()), st);
       }
       if (has_sft)
-        sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), c.max_tokens_per_forward, sft.weight);
+        sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), update_sequences,
+                       c.max_tokens_per_forward, sft.weight);
       last = opt.step(step, c.steps);  // sums the ranks' gradients first (opt is data parallel over comm)
       balance_router(policy.weights(), std::move(load), comm);
       load.clear();

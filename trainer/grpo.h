@@ -50,7 +50,8 @@ struct GrpoMetrics {
 struct SftTerm {
   const std::vector<data::TokenizedExample>* examples = nullptr;
   double weight = 0;
-  double global_tokens = 0;  // response tokens of the step over all ranks
+  double global_tokens = 0;     // response tokens of the step over all ranks
+  double global_sequences = 0;  // examples of the step over all ranks
 };
 
 // One GRPO step. `opt` is data parallel over `comm` (its step sums the ranks'

@@ -22,7 +22,8 @@ void add_expert_load(std::vector<std::vector<std::int64_t>>& total, const std::v
 }
 
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
-                               double norm_tokens, std::int64_t max_tokens, double weight, const KdTerm* kd) {
+                               double norm_tokens, double norm_sequences, std::int64_t max_tokens, double weight,
+                               const KdTerm* kd) {
   SftAccumulation acc;
   if (examples.empty()) return acc;
   if (kd && kd->weight <= 0) kd = nullptr;
@@ -33,6 +34,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
   for (const data::PackedRow& row : rows) {
     const Batch b = Batch{row.ids, row.targets, row.pos, row.cu_seqlens}.to(model.device());
     ForwardState st;
+    st.aux_weight = static_cast<double>(b.sequences()) / norm_sequences;
     const Tensor logp = on_host(model.forward_logprobs(b, st));
     const std::int64_t T = b.tokens();
     Tensor dlogp(Shape{T}, DType::F32, Device::cpu(), "sft.dlogp");  // built on the host

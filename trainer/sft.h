@@ -34,10 +34,13 @@ struct KdTerm {
 // Packs `examples` into rows of at most max_tokens and accumulates into the model's
 // gradient arena the gradient of weight * Σ_response (-logp) / norm_tokens, where
 // norm_tokens is the response-token count of the whole step (all micro-batches,
-// all ranks) so that micro-batching is exact. With `kd` (weight > 0), the per-token
-// loss is KdTerm's mix instead, under the same normalization.
+// all ranks) so that micro-batching is exact. MoE balance losses are weighted the
+// same way: each packed row by its sequences over norm_sequences, the sequence count
+// of the whole update (ForwardState::aux_weight). With `kd` (weight > 0), the
+// per-token loss is KdTerm's mix instead, under the same normalization.
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
-                               double norm_tokens, std::int64_t max_tokens, double weight = 1.0,
+                               double norm_tokens, double norm_sequences, std::int64_t max_tokens,
+                               double weight = 1.0,
                                const KdTerm* kd = nullptr);
 
 // Response-token count of examples (the normalizer's local part).

@@ -73,7 +73,8 @@ json::Value run_grpo_stage(RunContext& ctx, const StageSpec& spec, std::int64_t 
     if (!sft_all.empty()) {
       for (std::int64_t i = comm.rank(); i < c.sft_batch; i += comm.world())
         sft_mine.push_back(sft_all[static_cast<std::size_t>((step * c.sft_batch + i) % static_cast<std::int64_t>(sft_all.size()))]);
-      term = {&sft_mine, c.sft_weight, comm.all_reduce_f64(response_tokens(sft_mine), dist::ReduceOp::Sum)};
+      term = {&sft_mine, c.sft_weight, comm.all_reduce_f64(response_tokens(sft_mine), dist::ReduceOp::Sum),
+              static_cast<double>(c.sft_batch)};
     }
     const GrpoMetrics m = grpo_step(policy, ref.get(), opt, ctx.env(), scorer, c.grpo, step, 0,
                                     ctx.config().seed + static_cast<std::uint64_t>(index), comm, term);

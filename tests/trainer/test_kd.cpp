@@ -3,6 +3,7 @@
 // (1 - w) CE + w tau^2 KL(teacher_tau || student_tau) over response tokens, through a
 // tied head (the Qwen2-style student), for several w and tau; w = 0 is plain SFT;
 // a teacher over another vocabulary is refused when the config is checked.
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -85,7 +86,7 @@ TEST_CASE("distill KD: sft_accumulate's gradient matches finite differences of (
     INFO("kd_weight " << k.w << " temperature " << k.tau);
     const KdTerm kd{&teacher, k.w, k.tau};
     sw.zero_grads();
-    const SftAccumulation acc = sft_accumulate(student, ex, norm, 24, 1.0, &kd);  // two packed rows
+    const SftAccumulation acc = sft_accumulate(student, ex, norm, 2.0, 24, 1.0, &kd);  // two packed rows
     CHECK((acc.kd_sum > 0) == (k.w > 0));
     CHECK(acc.tokens == norm);
     for (const char* name : {"model.embed_tokens.weight", "model.norm.weight", "model.layers.1.mlp.down_proj.weight",
@@ -98,11 +99,11 @@ TEST_CASE("distill KD: sft_accumulate's gradient matches finite differences of (
   }
   // w = 0 is plain SFT: the same gradient as without a KdTerm.
   sw.zero_grads();
-  sft_accumulate(student, ex, norm, 24);
+  sft_accumulate(student, ex, norm, 2.0, 24);
   const Tensor plain = sw.grads().flat().clone();
   sw.zero_grads();
   const KdTerm off{&teacher, 0.0, 2.0};
-  const SftAccumulation acc = sft_accumulate(student, ex, norm, 24, 1.0, &off);
+  const SftAccumulation acc = sft_accumulate(student, ex, norm, 2.0, 24, 1.0, &off);
   CHECK(acc.kd_sum == 0);
   CHECK(std::memcmp(plain.raw(), sw.grads().flat().raw(), plain.nbytes()) == 0);
 }
@@ -131,4 +132,40 @@ kd_weight = 0.5
   std::string bad = ok;
   bad.replace(bad.find("kd_weight = 0.5"), 15, "kd_weight = 1.5");
   REQUIRE_THROWS_WITH(load(bad), Catch::Contains("kd_weight"));
+}
+
+TEST_CASE("SFT gradient of a MoE model with a balance loss does not depend on how the batch is packed",
+          "[sft][moe]") {
+  // Each packed row's balance-loss gradient is weighted by its share of the update's
+  // sequences (ForwardState::aux_weight), so one row or three give the gradient of the
+  // same objective: CE over response tokens / norm + alpha / n_seq * sum over sequences.
+  ModelConfig c = preset("tiny-deepseek-v3");
+  c.aux_loss_alpha = 0.5;  // large, so that a miscounted balance term would show
+  ModelWeights w(c, Device::cpu(), true);
+  w.init_random(3);
+  Transformer model(w);
+  auto ex = examples(c.vocab_size);
+  ex.push_back(ex[0]);
+  ex.back().ids[2] = (ex.back().ids[2] + 1) % static_cast<std::int32_t>(c.vocab_size);
+  const double norm = response_tokens(ex), seqs = static_cast<double>(ex.size());
+  w.zero_grads();
+  sft_accumulate(model, ex, norm, seqs, 512);  // one row
+  const Tensor one = w.grads().flat().clone();
+  w.zero_grads();
+  sft_accumulate(model, ex, norm, seqs, 20);  // one sequence a row
+  const Tensor gate_one = one.view_as(DType::F32, Shape{one.numel() / 4});
+  const Tensor flat = w.grads().flat();
+  const Tensor gate_many = flat.view_as(DType::F32, Shape{flat.numel() / 4});
+  double diff = 0, ref = 0;
+  for (const auto& e : w.layout().entries())
+    if (e.name.find("mlp.gate.weight") != std::string::npos)
+      for (std::int64_t i = static_cast<std::int64_t>(e.offset / 4); i < static_cast<std::int64_t>(e.offset / 4) + e.shape.numel(); ++i) {
+        const double a = gate_one.data<float>()[i], b = gate_many.data<float>()[i];
+        diff += (a - b) * (a - b);
+        ref += a * a;
+      }
+  // FP32 sums in another order: relative 1e-5 at most; a balance term counted once per
+  // row instead of once per batch would differ by O(1).
+  CHECK(ref > 0);
+  CHECK(std::sqrt(diff / ref) < 1e-5);
 }
