@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "dist/cuda/rank_fold_cuda.h"
@@ -97,7 +98,7 @@ __global__ void fold_rows_kernel(const typename Codec::Elem* parts, std::int64_t
                                  int n_parts, std::int64_t count, typename Codec::Elem* dst,
                                  typename Codec::Acc divisor) {
   using Acc = typename Codec::Acc;
-  const Combine combine;
+  const Combine combine{};
   const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < count; i += step) {

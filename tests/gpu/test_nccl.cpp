@@ -12,8 +12,9 @@
 // NCCL call. Two GPUs: "NCCL collectives on 2 ranks ..." below re-executes this binary
 // under mpirun when it sees two GPUs and mpirun, and is skipped (with a warning)
 // otherwise. By hand, on a machine with 2 GPUs:
-//   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+//   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 //     mpirun -np 2 --bind-to none -x LD_LIBRARY_PATH build-cuda/tests/test_gpu "[nccl_worker]"
+// (one command; the first line sets the environment, needed only as root)
 // runs the worker on two ranks (one GPU each): the case table on NCCL, the NCCL
 // deterministic digest against the MPI backend's in the same job, and the helpers.
 // Reference: dist/communicator.h, tests/dist/collective_checks.h,
@@ -284,11 +285,11 @@ TEST_CASE("the GPU rank fold has the CPU fold's bits", "[gpu][nccl]") {
           std::vector<const void*> parts;
           for (int k = 0; k < n_parts; ++k) parts.push_back(rows.row(k).raw());
           Tensor expected(Shape{count}, dt);
-          detail::fold_in_rank_order(dt, op, parts.data(), n_parts, count, expected.raw());
+          dist::detail::fold_in_rank_order(dt, op, parts.data(), n_parts, count, expected.raw());
 
           const Tensor g_rows = rows.to(gpu);
           Tensor g_out(Shape{count}, dt, gpu, "fold.out");
-          cuda::fold_rows_in_rank_order(dt, op, g_rows.raw(), stride, n_parts, count, g_out.raw(),
+          crucible::dist::cuda::fold_rows_in_rank_order(dt, op, g_rows.raw(), stride, n_parts, count, g_out.raw(),
                                         n_parts, nullptr);
           require_fold_bits(std::string(dtype_name(dt)) + " " + std::string(reduce_op_name(op)) +
                                 " parts=" + std::to_string(n_parts) + " count=" + std::to_string(count),
@@ -300,7 +301,7 @@ TEST_CASE("the GPU rank fold has the CPU fold's bits", "[gpu][nccl]") {
     for (int divisor : {2, 3, 7}) {
       const Tensor x = random_rows(dt, 1, 4099, 55u + static_cast<std::uint64_t>(divisor));
       Tensor g = x.to(gpu);
-      cuda::fold_rows_in_rank_order(dt, ReduceOp::Avg, g.raw(), x.numel(), 1, x.numel(), g.raw(),
+      crucible::dist::cuda::fold_rows_in_rank_order(dt, ReduceOp::Avg, g.raw(), x.numel(), 1, x.numel(), g.raw(),
                                     divisor, nullptr);
       require_fold_bits(std::string(dtype_name(dt)) + " / " + std::to_string(divisor),
                         divided(x, divisor).reshape(Shape{x.numel()}), g.reshape(Shape{x.numel()}));
