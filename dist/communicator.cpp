@@ -16,6 +16,10 @@
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_env.h"
 
+#ifdef CRUCIBLE_WITH_CUDA
+#include "dist/cuda/nccl_communicator.h"
+#endif
+
 namespace crucible::dist {
 
 std::string_view reduce_op_name(ReduceOp op) {
@@ -261,9 +265,17 @@ void SelfCommunicator::do_all_to_all_v(const Tensor& in, std::span<const std::in
   dst.copy_from(in.slice(0, send_counts[0]));
 }
 
-std::unique_ptr<Communicator> make_communicator(const MpiEnv& env, CommunicatorConfig config) {
+std::unique_ptr<Communicator> make_communicator(const MpiEnv& env, Device device,
+                                                CommunicatorConfig config) {
   if (!env.active() || env.world() == 1) return std::make_unique<SelfCommunicator>(config);
-  return std::make_unique<MpiCommunicator>(env, config);
+  if (device.is_cpu()) return std::make_unique<MpiCommunicator>(env, config);
+#ifdef CRUCIBLE_WITH_CUDA
+  return std::make_unique<NcclCommunicator>(env, device, config);
+#else
+  CRUCIBLE_FAIL("a run on ", device.str(), " with ", env.world(),
+                " ranks needs the NCCL communicator, which only CUDA builds have: rebuild with "
+                "-DCRUCIBLE_CUDA=ON (NCCL beside the CUDA toolkit), or use run.device = \"cpu\"");
+#endif
 }
 
 // ---- The rank-ordered fold.

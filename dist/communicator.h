@@ -3,8 +3,9 @@
 // A Communicator moves and reduces Tensors between `world()` ranks: all_reduce,
 // reduce_scatter, all_gather, broadcast, all_to_all_v, barrier, plus small host
 // helpers for metrics. Implementations: SelfCommunicator (world 1, any device),
-// MpiCommunicator (dist/mpi_communicator.h, CPU buffers) and, later, an NCCL one
-// (GPU buffers; every op already takes the Stream it is ordered on).
+// MpiCommunicator (dist/mpi_communicator.h, CPU buffers) and, in CUDA builds,
+// NcclCommunicator (dist/cuda/nccl_communicator.h, GPU buffers, ops enqueued on the
+// Stream they are given).
 //
 // Contract of every collective: all ranks call it in the same order with the same
 // op, dtype and sizes (all_to_all_v: matching counts). Argument checks that one rank
@@ -159,9 +160,15 @@ class SelfCommunicator final : public Communicator {
   void do_barrier() override {}
 };
 
-// SelfCommunicator for a single process (MPI not active, or world 1), MpiCommunicator
-// on MPI_COMM_WORLD otherwise. (An NCCL choice by device comes with the CUDA backend.)
-std::unique_ptr<Communicator> make_communicator(const MpiEnv& env, CommunicatorConfig config = {});
+// The communicator of a run whose tensors live on `device` (this rank's device, see
+// rank_device() in dist/mpi_env.h):
+//   a single process (MPI not active, or world 1) -> SelfCommunicator, on any device;
+//   several ranks, device cpu                     -> MpiCommunicator on MPI_COMM_WORLD;
+//   several ranks, device cuda:i                  -> NcclCommunicator on cuda:i
+//                                                    (dist/cuda/nccl_communicator.h),
+//     an error naming the fix in a build without CUDA (and so without NCCL).
+std::unique_ptr<Communicator> make_communicator(const MpiEnv& env, Device device = Device::cpu(),
+                                                CommunicatorConfig config = {});
 
 // The reference reduction (CPU): out = fold of contributions[0..n) in index order, as
 // defined above; Avg divides by n. All tensors have out's dtype and numel; out may be

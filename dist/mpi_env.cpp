@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include "core/device_memory.h"
+
 namespace crucible::dist {
 
 namespace detail {
@@ -82,6 +84,18 @@ std::vector<std::string> MpiEnv::all_gather_strings(const std::string& mine) con
   std::vector<std::string> out;
   for (int r = 0; r < world_; ++r) out.push_back(all.substr(displs[r], lens[r]));
   return out;
+}
+
+Device rank_device(const MpiEnv& env, Device requested) {
+  if (requested.is_cpu()) return requested;
+  CRUCIBLE_USER_CHECK(cuda_compiled(), "run.device is ", requested.str(),
+                      " but this crucible was built without CUDA (configure with "
+                      "-DCRUCIBLE_CUDA=ON on a machine with nvcc), or use run.device = \"cpu\"");
+  const int visible = cuda_device_count();
+  CRUCIBLE_USER_CHECK(visible > 0, "run.device is ", requested.str(), " but host ", env.host(),
+                      " has no visible CUDA device (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+  if (!env.active() || env.world() == 1) return requested;
+  return Device::cuda(env.local_rank() % visible);
 }
 
 }  // namespace crucible::dist

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace crucible::dist {
@@ -48,6 +49,17 @@ class MpiEnv {
   int local_world_ = 1;
   std::string host_;
 };
+
+// The device this rank runs on when the run asks for `requested` (run.device):
+//   cpu                   -> the CPU;
+//   cuda / cuda:N, 1 rank -> as asked (N picks the GPU of a single-process run);
+//   cuda*, several ranks  -> cuda:(local_rank % visible GPUs), whatever N: one GPU per
+//                            rank when a node runs as many ranks as it has GPUs, and
+//                            cuda:0 when the launcher shows each rank only its own GPU
+//                            (CUDA_VISIBLE_DEVICES per task, e.g. srun --gpus-per-task=1).
+// A CUDA request fails with a clear error in a build without CUDA or on a host with no
+// visible GPU.
+Device rank_device(const MpiEnv& env, Device requested);
 
 }  // namespace crucible::dist
 

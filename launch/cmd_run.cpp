@@ -27,7 +27,9 @@ int cmd_run(const CommandContext& ctx, const std::vector<std::string>& args) {
     if (ctx.mpi.rank() == 0) std::fputs(run.resolved_toml.c_str(), stdout);
     return 0;
   }
-  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(ctx.mpi);
+  // Several ranks on CUDA: each its own GPU, and NCCL between them (dist/mpi_env.h).
+  run.pipeline.device = dist::rank_device(ctx.mpi, run.pipeline.device);
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(ctx.mpi, run.pipeline.device);
   return trainer::run_pipeline(run.pipeline, *comm);
 }
 

@@ -58,6 +58,17 @@ TEST_CASE("make_communicator gives a SelfCommunicator to a process not started b
   REQUIRE(comm->reduction() == ReductionMode::Deterministic);  // the default
 }
 
+TEST_CASE("a single process keeps SelfCommunicator on any device; rank_device maps run.device",
+          "[dist]") {
+  if (launched_by_mpi()) return;
+  MpiEnv env(nullptr, nullptr);
+  REQUIRE(make_communicator(env, Device::cuda(0))->backend() == "self");
+  REQUIRE(rank_device(env, Device::cpu()) == Device::cpu());
+  if (!cuda_compiled())
+    REQUIRE_THROWS_WITH(rank_device(env, Device::cuda(0)),
+                        Catch::Contains("built without CUDA"));
+}
+
 TEST_CASE("reduce_in_rank_order folds in rank order and rounds once", "[dist]") {
   // FP32 addition is not associative: the order is part of the result.
   REQUIRE(fold_f32({1.0f, 1e8f, -1e8f}, ReduceOp::Sum) == 0.0f);

@@ -151,6 +151,16 @@ TEST_CASE("mpi worker runs the collective case table", "[.][mpi_worker]") {
     };
     testing::run_collective_checks(make, log);
     digest = testing::deterministic_digest(make);
+    if (env.active() && !cuda_compiled()) {  // a GPU run of several ranks needs NCCL
+      std::string said;
+      try {
+        make_communicator(env, Device::cuda(0));
+      } catch (const Error& e) {
+        said = e.what();
+      }
+      log.expect(said.find("needs the NCCL communicator") != std::string::npos,
+                 "make_communicator names NCCL for a GPU run in a build without CUDA");
+    }
     // Every rank learns the job's verdict, so all ranks pass or fail together.
     auto comm = make({});
     const auto d = static_cast<std::int64_t>(digest);
