@@ -126,12 +126,14 @@ H5Reader::~H5Reader() {
 
 bool H5Reader::has_attr(const std::string& name) const { return H5Aexists(static_cast<hid_t>(file_), name.c_str()) > 0; }
 
-std::string H5Reader::attr(const std::string& name) const {
-  CRUCIBLE_USER_CHECK(has_attr(name), path_, ": attribute '", name, "' is missing");
-  H5Id a(CHECK_HDF5(H5Aopen(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT)), H5Aclose);
+namespace {
+
+// The string attribute `name` of an HDF5 object (file or dataset); `where` names it in errors.
+std::string string_attr(hid_t obj, const std::string& name, const std::string& where) {
+  H5Id a(CHECK_HDF5(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
   H5Id type(CHECK_HDF5(H5Aget_type(a)), H5Tclose);
   const std::size_t size = H5Tget_size(type);
-  CRUCIBLE_USER_CHECK(H5Tget_class(type) == H5T_STRING && size > 0 && size < (256u << 20), path_, ": attribute '",
+  CRUCIBLE_USER_CHECK(H5Tget_class(type) == H5T_STRING && size > 0 && size < (256u << 20), where, ": attribute '",
                       name, "' is not a string");
   std::string buf(size, '\0');
   H5Id mem(CHECK_HDF5(H5Tcopy(H5T_C_S1)), H5Tclose);
@@ -139,6 +141,13 @@ std::string H5Reader::attr(const std::string& name) const {
   CHECK_HDF5(H5Aread(a, mem, buf.data()));
   buf.resize(std::strlen(buf.c_str()));
   return buf;
+}
+
+}  // namespace
+
+std::string H5Reader::attr(const std::string& name) const {
+  CRUCIBLE_USER_CHECK(has_attr(name), path_, ": attribute '", name, "' is missing");
+  return string_attr(static_cast<hid_t>(file_), name, path_);
 }
 
 bool H5Reader::has(const std::string& dataset) const {
@@ -169,6 +178,14 @@ void H5Reader::read(const std::string& dataset, Tensor& dst) const {
                       ", expected ", dst.shape().str());
   if (dst.numel() == 0) return;
   H5Id ds(CHECK_HDF5(H5Dopen2(static_cast<hid_t>(file_), dataset.c_str(), H5P_DEFAULT)), H5Dclose);
+  // The dtype it was written as: HDF5 would otherwise convert numerically (bf16 is
+  // stored as u16, so a bf16 dataset read as f32 would load garbage).
+  if (H5Aexists(ds, "dtype") > 0) {
+    const std::string stored = string_attr(ds, "dtype", path_ + ": dataset '" + dataset + "'");
+    CRUCIBLE_USER_CHECK(stored == dtype_name(dst.dtype()), path_, ": dataset '", dataset, "' holds ", stored,
+                        " values, expected ", dtype_name(dst.dtype()),
+                        " (a setting that changes stored dtypes, e.g. bf16_moments, differs from the run that wrote it)");
+  }
   // Device tensors are read into a host buffer first: a bad file then leaves dst as it was.
   Tensor host = dst.device().is_cpu() ? dst : Tensor(dst.shape(), dst.dtype(), Device::cpu(), dst.name());
   const herr_t rc = H5Dread(ds, mem_type(dst.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, host.raw());

@@ -50,7 +50,7 @@ int cmd_ablate(const CommandContext& ctx, const std::vector<std::string>& args) 
     configure_logging(run.log, ctx.mpi.active() ? ctx.mpi.rank() : -1, ctx.mpi.world());
     log_info("ablation ", runs.back().first, " -> ", run.pipeline.out_dir);
     run.pipeline.device = dist::rank_device(ctx.mpi, run.pipeline.device);
-    auto comm = dist::make_communicator(ctx.mpi, run.pipeline.device);
+    auto comm = dist::make_communicator(ctx.mpi, run.pipeline.device, comm_config(run.pipeline));
     const int rc = trainer::run_pipeline(run.pipeline, *comm);
     if (rc != 0) return rc;
   }

@@ -29,7 +29,7 @@ int cmd_run(const CommandContext& ctx, const std::vector<std::string>& args) {
   }
   // Several ranks on CUDA: each its own GPU, and NCCL between them (dist/mpi_env.h).
   run.pipeline.device = dist::rank_device(ctx.mpi, run.pipeline.device);
-  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(ctx.mpi, run.pipeline.device);
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(ctx.mpi, run.pipeline.device, comm_config(run.pipeline));
   return trainer::run_pipeline(run.pipeline, *comm);
 }
 

@@ -265,6 +265,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   run.validate();
   p.out_dir = run.out_dir;
   p.device = *parse_device(run.device);
+  p.deterministic = run.deterministic;
   p.seed = static_cast<std::uint64_t>(run.seed);
   p.zero_stage = static_cast<int>(run.zero);
   read_toml(doc, "log", [&](Fields& f) { describe(f, out.log); });
@@ -332,6 +333,12 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   p.resolved_toml = t;
   p.validate();
   return out;
+}
+
+dist::CommunicatorConfig comm_config(const trainer::PipelineConfig& p) {
+  dist::CommunicatorConfig c;
+  c.reduction = p.deterministic ? dist::ReductionMode::Deterministic : dist::ReductionMode::Native;
+  return c;
 }
 
 }  // namespace crucible::launch

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "dist/communicator.h"
 #include "trainer/pipeline.h"
 
 namespace crucible::launch {
@@ -28,5 +29,9 @@ struct LoadedRun {
 
 // `path` may be "demo" for the embedded configs/demo.toml.
 LoadedRun load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The communicator settings a run asks for: run.deterministic picks the rank-ordered
+// reduction (default) or the backend's native one.
+dist::CommunicatorConfig comm_config(const trainer::PipelineConfig& p);
 
 }  // namespace crucible::launch

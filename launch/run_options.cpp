@@ -15,7 +15,8 @@ void RunOptions::validate() const {
 void describe(Fields& f, RunOptions& r) {
   f.field("device", r.device, "cpu, cuda or cuda:N");
   f.field("seed", r.seed, "seed of every random stream", Range{.min = 0});
-  f.field("deterministic", r.deterministic, "fixed reduction orders (bit-identical resume on CPU)");
+  f.field("deterministic", r.deterministic,
+          "rank-ordered gradient reductions, bit-identical run to run (false: the MPI/NCCL native reduction)");
   f.field("out_dir", r.out_dir, "run directory");
   f.field("threads", r.threads, "CPU threads (0 = all cores)", Range{.min = 0, .max = 1024});
   f.field("zero", r.zero,

@@ -15,7 +15,7 @@ namespace crucible::launch {
 struct RunOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
   std::int64_t seed = 1234;
-  bool deterministic = true;   // fixed reduction orders, bit-identical resume on the CPU
+  bool deterministic = true;   // rank-ordered collectives (dist::ReductionMode), bit-identical runs
   std::string out_dir = "runs/demo";
   std::int64_t threads = 0;    // CPU threads (0 = all cores)
   std::int64_t zero = 0;       // ZeRO stage of data parallel training: 0 = off, 1 = optimizer state sharded

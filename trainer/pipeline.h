@@ -115,6 +115,7 @@ struct PipelineConfig {
   std::string out_dir = "runs/demo";
   std::uint64_t seed = 1234;
   Device device = Device::cpu();       // where the models live and train (run.device)
+  bool deterministic = true;           // rank-ordered collectives (run.deterministic)
   std::int64_t checkpoint_every = 50;  // optimizer steps; 0 = only at stage end
   std::int64_t keep_last = 2;
   // run.zero: 0 = every rank holds all optimizer state; 1 = ZeRO-1, AdamW moments

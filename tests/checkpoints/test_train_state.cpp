@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "checkpoints/h5_bundle.h"
 #include "checkpoints/model_file.h"
 #include "checkpoints/train_state.h"
 #include "launch/model_config_fields.h"
@@ -106,4 +107,18 @@ TEST_CASE("a model file with a flipped byte is detected by its checksums", "[tra
   std::string reason;
   CHECK_FALSE(verify_checkpoint(path.string(), &reason));
   REQUIRE_THROWS_WITH(load_model(path.string()), Catch::Contains(path.string()));
+}
+
+TEST_CASE("an HDF5 dataset is read only into the dtype it was written as", "[checkpoint]") {
+  const std::string path = (fs::temp_directory_path() / "crucible_dtype_check.h5").string();
+  Tensor moments(Shape{4}, DType::BF16, Device::cpu(), "m");
+  H5Bundle b;
+  b.tensors.emplace_back("optimizer/m", moments);
+  write_h5_bundle(path, b);
+  H5Reader r(path);
+  Tensor as_f32(Shape{4}, DType::F32, Device::cpu(), "m");
+  REQUIRE_THROWS_WITH(r.read("optimizer/m", as_f32), Catch::Contains("'optimizer/m' holds bf16 values, expected f32"));
+  Tensor as_bf16(Shape{4}, DType::BF16, Device::cpu(), "m");
+  r.read("optimizer/m", as_bf16);  // the written dtype reads back
+  fs::remove(path);
 }

@@ -66,3 +66,13 @@ TEST_CASE("run config errors name the file, line and key", "[run_config]") {
   REQUIRE_THROWS_WITH(load_run_config(bad_model, {}), Catch::Contains("nope"));
   REQUIRE_THROWS_WITH(load_run_config(base, {"stages.s.steps=-1"}), Catch::Contains("--set stages.s.steps=-1"));
 }
+
+TEST_CASE("run.device and run.deterministic reach the pipeline and the communicator", "[run_config]") {
+  const LoadedRun def = load_run_config("demo", {});
+  CHECK(def.pipeline.device == Device::cpu());
+  CHECK(comm_config(def.pipeline).reduction == dist::ReductionMode::Deterministic);
+  const LoadedRun native = load_run_config("demo", {"run.deterministic=false", "run.device=cuda:1"});
+  CHECK(native.pipeline.device == Device::cuda(1));
+  CHECK(comm_config(native.pipeline).reduction == dist::ReductionMode::Native);
+  REQUIRE_THROWS_WITH(load_run_config("demo", {"run.device=tpu"}), Catch::Contains("run.device"));
+}
