@@ -8,6 +8,10 @@
 #   device run: bash tools/device_run.sh    (carry: build-cuda/stage)
 # On a machine with a GPU and the build tools, `bash tools/device_run.sh --build`
 # builds there first (needs toml++, HDF5 and Catch2 headers).
+# The whole run (tests/gpu alone took 8.5 min on the H100) can exceed a 10-minute
+# device call; run it in parts there:
+#   bash tools/device_run.sh tests ['[tag]...']   # tests/gpu only (Catch2 filter)
+#   bash tools/device_run.sh bench                # the benchmarks and their peers only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}
@@ -27,24 +31,39 @@ fi
 if [ "${1:-}" = "--build" ]; then
   BUILD_DIR=build-cuda CRUCIBLE_CUDA=ON bash scripts/build.sh && mkdir -p "$stage" &&
     cp build-cuda/crucible build-cuda/tests/test_gpu build-cuda/bench/bench_gpu_* "$stage/"
+  shift
 fi
 
 export LD_LIBRARY_PATH="$PWD/$stage/lib:${LD_LIBRARY_PATH:-}"
+part=${1:-all}
+filter=${2:-}
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 status=0
 "$stage/crucible" info | tee "$out/info.txt" || status=1
-"$stage/test_gpu" 2>&1 | tee "$out/test_gpu.txt"
-test_rc=${PIPESTATUS[0]}
-[ "$test_rc" -eq 0 ] || status=1
+: > "$out/test_gpu.txt"
+if [ "$part" = all ] || [ "$part" = tests ]; then
+  "$stage/test_gpu" $filter 2>&1 | tee "$out/test_gpu.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 : > "$out/bench.txt"
-for b in "$stage"/bench_gpu_*; do
-  [ -x "$b" ] || continue
-  "$b" 2>&1 | tee -a "$out/bench.txt" || status=1
-done
-# The PyTorch peer of bench_gpu_attention (same keys), where torch is installed.
 : > "$out/sdpa.txt"
-if python3 -c "import torch" 2>/dev/null; then
-  python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa.txt" || status=1
+: > "$out/hf_step.txt"
+if [ "$part" = all ] || [ "$part" = bench ]; then
+  for b in "$stage"/bench_gpu_*; do
+    [ -x "$b" ] || continue
+    args=()
+    # The model-step benchmark writes the config.json its transformers peer loads.
+    [ "$(basename "$b")" = bench_gpu_model_step ] && args=(--hf-config "$out/hf_step")
+    "$b" "${args[@]}" 2>&1 | tee -a "$out/bench.txt" || status=1
+  done
+  # The PyTorch peers (same keys), where torch is installed: SDPA for bench_gpu_attention,
+  # transformers' DeepseekV3 training step for bench_gpu_model_step.
+  if python3 -c "import torch" 2>/dev/null; then
+    python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa.txt" || status=1
+    if [ -f "$out/hf_step/config.json" ] && python3 -c "import transformers" 2>/dev/null; then
+      python3 tools/bench_hf_step.py "$out/hf_step" 2>&1 | tee "$out/hf_step.txt" || status=1
+    fi
+  fi
 fi
 
 echo
@@ -59,5 +78,13 @@ if grep -q '^attn ' "$out/sdpa.txt"; then
        $1 == "attn" && NF == 4 && ($2 in sdpa) && sdpa[$2] > 0 {
          printf "%-36s ours %8.1f  sdpa %8.1f  ratio %6.2f\n", $2, $4, sdpa[$2], $4 / sdpa[$2] }' \
     "$out/sdpa.txt" "$out/bench.txt"
+fi
+if grep -q '^step hf_bf16 ' "$out/hf_step.txt"; then
+  echo
+  echo "== training step: ours / transformers DeepseekV3 BF16 (tokens/s ratio; same config and batch) =="
+  awk 'FNR == NR { if ($1 == "step" && $2 == "hf_bf16") hf = $4; next }
+       $1 == "step" && $2 ~ /^crucible_/ && hf > 0 {
+         printf "%-20s ours %10.0f  transformers %10.0f  ratio %6.2f\n", $2, $4, hf, $4 / hf }' \
+    "$out/hf_step.txt" "$out/bench.txt"
 fi
 exit $status
