@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/device_memory.h"
 #include "core/json.h"
 #include "tests/catch.h"
 
@@ -153,4 +154,22 @@ TEST_CASE("info reports a single process without mpirun", "[cli]") {
   auto j = crucible::json::parse(r.out, "info output");
   REQUIRE(j.at("world").as_int64() == 1);
   REQUIRE(j.at("mpi").as_bool() == false);
+}
+
+TEST_CASE("run.device = cuda without a usable GPU fails before writing anything", "[cli]") {
+  // Without a GPU, a CPU-only build says how to rebuild, a CUDA build that no device is
+  // visible. Either way the run directory is never created.
+  if (crucible::cuda_device_count() > 0) {
+    WARN("a CUDA device is visible; skipped");
+    return;
+  }
+  const fs::path out = fs::temp_directory_path() / "crucible_test_cli" / "cuda_run";
+  fs::remove_all(out);
+  const Result r = run_crucible("run --set run.device=cuda --set run.out_dir=" + out.string());
+  INFO(r.out);
+  CHECK(r.code != 0);
+  CHECK(r.out.find("run.device is cuda:0") != std::string::npos);
+  CHECK((r.out.find("built without CUDA") != std::string::npos ||
+         r.out.find("no visible CUDA device") != std::string::npos));
+  CHECK_FALSE(fs::exists(out));
 }
