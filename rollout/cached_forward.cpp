@@ -31,13 +31,8 @@ struct Places {
 
 Tensor on(const Tensor& t, Device dev) { return t.device() == dev ? t : t.to(dev); }
 
-// The rotary table on `dev` (the model builds it on the host).
-struct RopeOn {
-  Tensor cos, sin;
-};
-
 void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer, const Tensor& a,
-                const Tensor& pos, const RopeOn& rope, const Places& pl, KvCache& cache, Tensor& y) {
+                const Tensor& pos, const RopeTable& rope, const Places& pl, KvCache& cache, Tensor& y) {
   const Device dev = a.device();
   const std::int64_t T = a.dim(0), nh = c.num_attention_heads, nkv = c.kv_heads(), d = c.attn_head_dim();
   const auto prec = linear_precision(c);
@@ -60,7 +55,7 @@ void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer,
 }
 
 void mla_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer, const Tensor& a,
-                const Tensor& pos, const RopeOn& rope, const Places& pl, KvCache& cache, Tensor& y) {
+                const Tensor& pos, const RopeTable& rope, const Places& pl, KvCache& cache, Tensor& y) {
   const Device dev = a.device();
   const std::int64_t T = a.dim(0), nh = c.num_attention_heads;
   const std::int64_t nope = c.qk_nope_head_dim, rd = c.qk_rope_head_dim, dqk = nope + rd;
@@ -137,8 +132,7 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
       }
   }
   cu_h.data<std::int32_t>()[1] = static_cast<std::int32_t>(T);
-  const RopeTable& rope = model.rope_for(pos_h);  // reads the positions on the host
-  const RopeOn rope_d{on(rope.cos, dev), on(rope.sin, dev)};
+  const RopeTable& rope_d = model.rope_for(pos_h);  // on the model's device; sized from the host positions
   const Tensor ids = on(ids_h, dev), pos = on(pos_h, dev), cu = on(cu_h, dev);
   pl.slot = on(slot_h, dev), pl.pos = pos, pl.len = on(len_h, dev);
   const float eps = static_cast<float>(c.rms_norm_eps);
