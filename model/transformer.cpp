@@ -50,7 +50,7 @@ Tensor Transformer::head_weight() const {
   return config().tie_word_embeddings ? w_.param("model.embed_tokens.weight") : w_.param("lm_head.weight");
 }
 
-Device Transformer::device() const { return w_.param("model.embed_tokens.weight").device(); }
+Device Transformer::device() const { return w_.device(); }
 
 const RopeTable& Transformer::rope_for(const Tensor& pos) {
   std::int32_t max_pos = 0;
