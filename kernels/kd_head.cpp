@@ -1,16 +1,23 @@
 // kernels/kd_head.cpp: validation and device dispatch of logit KD through two LM heads
-// (kernels/kd_head.h). CPU only for now: a device tensor fails loudly, naming the op.
+// (kernels/kd_head.h): CPU reference or CUDA twin, on the device of the tensors.
 #include "kernels/kd_head.h"
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "kernels/cpu/kd_head_cpu.h"
 #include "kernels/op_checks.h"
+#ifdef CRUCIBLE_WITH_CUDA
+#include "kernels/cuda/kd_head_cuda.h"
+#endif
 
 namespace crucible::ops {
 
 namespace {
 
 using detail::check_tensor;
+using detail::ptr;
+using detail::ptr_out;
 
 Device check_heads(const Tensor& hs, const Tensor& ws, const Tensor& ht, const Tensor& wt, const KdHeadOptions& opts,
                    const char* op) {
@@ -30,6 +37,11 @@ Device check_heads(const Tensor& hs, const Tensor& ws, const Tensor& ht, const T
   return dev;
 }
 
+// Tokens per block, clamped to [1, T] so that the CUDA scratch is no larger than needed.
+[[maybe_unused]] std::int64_t block_rows(const KdHeadOptions& opts, std::int64_t T) {
+  return std::min(opts.rows, std::max<std::int64_t>(T, 1));
+}
+
 }  // namespace
 
 void kd_head_forward(const Tensor& hs, const Tensor& ws, const Tensor& ht, const Tensor& wt, Tensor& loss,
@@ -37,9 +49,15 @@ void kd_head_forward(const Tensor& hs, const Tensor& ws, const Tensor& ht, const
   const char* op = "kd_head_forward";
   const Device dev = check_heads(hs, ws, ht, wt, opts, op);
   check_tensor(loss, dev, op, "loss", DType::F32, Shape{hs.dim(0)});
-  (void)stream;
   if (dev.is_cpu()) return cpu::kd_head_forward(hs, ws, ht, wt, loss, opts);
-  CRUCIBLE_FAIL(op, " on ", dev.str(), ": no CUDA twin yet (kernels/kd_head.h); distill with kd_weight = 0 on the GPU");
+#ifdef CRUCIBLE_WITH_CUDA
+  const std::int64_t T = hs.dim(0);
+  cuda::kd_head_forward(ptr<float>(hs), ptr<float>(ws), ptr<float>(ht), ptr<float>(wt), ptr_out<float>(loss), T,
+                        hs.dim(1), ht.dim(1), ws.dim(0), opts.temperature, block_rows(opts, T), stream.handle());
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
 }
 
 void kd_head_backward(const Tensor& dloss, const Tensor& hs, const Tensor& ws, const Tensor& ht, const Tensor& wt,
@@ -49,9 +67,16 @@ void kd_head_backward(const Tensor& dloss, const Tensor& hs, const Tensor& ws, c
   check_tensor(dloss, dev, op, "dloss", DType::F32, Shape{hs.dim(0)});
   check_tensor(dhs, dev, op, "dhs", DType::F32, hs.shape());
   check_tensor(dws, dev, op, "dws", DType::F32, ws.shape());
-  (void)stream;
   if (dev.is_cpu()) return cpu::kd_head_backward(dloss, hs, ws, ht, wt, dhs, dws, opts);
-  CRUCIBLE_FAIL(op, " on ", dev.str(), ": no CUDA twin yet (kernels/kd_head.h); distill with kd_weight = 0 on the GPU");
+#ifdef CRUCIBLE_WITH_CUDA
+  const std::int64_t T = hs.dim(0);
+  cuda::kd_head_backward(ptr<float>(dloss), ptr<float>(hs), ptr<float>(ws), ptr<float>(ht), ptr<float>(wt),
+                         ptr_out<float>(dhs), ptr_out<float>(dws), T, hs.dim(1), ht.dim(1), ws.dim(0),
+                         opts.temperature, block_rows(opts, T), stream.handle());
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
 }
 
 }  // namespace crucible::ops

@@ -9,9 +9,11 @@
 // The teacher is frozen: nothing flows into ht or Wt. Logits exist for at most
 // `rows` tokens at a time ([rows, V] per model), never for all of [T, V].
 //
-// Devices: CPU reference only (kernels/cpu/kd_head.cpp). NOTE: needs a CUDA twin
-// (the per-block GEMMs of kernels/cuda/logprob_head.cu plus a row softmax/KL kernel)
-// before KD runs on the GPU; until then the ops fail loudly on a device tensor.
+// Devices: every op runs on the device of its tensors (all on one). CPU reference:
+// kernels/cpu/kd_head.cpp (OpenBLAS GEMMs, FP64 row softmaxes); CUDA twin:
+// kernels/cuda/kd_head.cu (cuBLASLt pedantic FP32 GEMMs per block, deterministic FP64 row
+// kernels), asynchronous on `stream`; tests/gpu/test_kd_head.cpp states how closely the
+// twins agree.
 // Gradient contract: dhs written (=), dws accumulated (+=).
 #pragma once
 
