@@ -57,18 +57,21 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
     ForwardState teacher_st;
     const Tensor ht = kd->teacher->forward_hidden(b, teacher_st);  // [T, D_teacher]
     const ops::KdHeadOptions ko{static_cast<float>(kd->temperature)};
-    Tensor kl(Shape{T}, DType::F32, Device::cpu(), "kd.loss");  // [T] tau^2 KL
+    const Device dev = model.device();
+    Tensor kl(Shape{T}, DType::F32, dev, "kd.loss");  // [T] tau^2 KL
     ops::kd_head_forward(st.hf, model.head_weight(), ht, kd->teacher->head_weight(), kl, ko);
-    Tensor dkl(Shape{T}, DType::F32, Device::cpu(), "kd.dloss");
+    const Tensor kl_host = on_host(kl);
+    Tensor dkl(Shape{T}, DType::F32, Device::cpu(), "kd.dloss");  // built on the host
     for (std::int64_t t = 0; t < T; ++t) {
-      acc.kd_sum += static_cast<double>(mask[t]) * kl.data<float>()[t];
+      acc.kd_sum += static_cast<double>(mask[t]) * kl_host.data<float>()[t];
       dkl.data<float>()[t] = static_cast<float>(weight * kd->weight * mask[t] / norm_tokens);
     }
     const ModelConfig& c = model.config();
     Tensor dhead = model.weights().grad(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-    Tensor dhf = Tensor(st.hf.shape(), DType::F32, Device::cpu(), "kd.dhf");  // [T, H]
-    ops::kd_head_backward(dkl, st.hf, model.head_weight(), ht, kd->teacher->head_weight(), dhf, dhead, ko);
-    model.backward(dlogp, st, nullptr, &dhf);
+    Tensor dhf(st.hf.shape(), DType::F32, dev, "kd.dhf");  // [T, H]
+    ops::kd_head_backward(dkl.device() == dev ? dkl : dkl.to(dev), st.hf, model.head_weight(), ht,
+                          kd->teacher->head_weight(), dhf, dhead, ko);
+    model.backward(dlogp.device() == dev ? dlogp : dlogp.to(dev), st, nullptr, &dhf);
   }
   return acc;
 }
