@@ -149,9 +149,11 @@ class Tensor {
   std::string name_;
 };
 
-// The tensor itself when it lives on the CPU, else a synchronous copy to the host: for
-// small tensors read there (sequence starts, routing decisions, results in tests).
-inline Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
+// The tensor itself when it already lives on `device`, else a synchronous copy there:
+// for small tensors moved between the host and the model's device (index tensors,
+// per-token loss gradients, routing decisions, results in tests).
+inline Tensor on_device(const Tensor& t, Device device) { return t.device() == device ? t : t.to(device); }
+inline Tensor on_host(const Tensor& t) { return on_device(t, Device::cpu()); }
 
 // Copies nbytes between pointers on the given devices (CUDA copies are synchronous).
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t nbytes);

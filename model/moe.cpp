@@ -160,7 +160,7 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
           dl[t * E + e] = static_cast<float>(sc[t * E + e] * (ds[t * E + e] - dot));
       }
     }
-    ops::axpy(1.0f, dev.is_cpu() ? daux : daux.to(dev), dlogits);
+    ops::axpy(1.0f, on_device(daux, dev), dlogits);
   }
   Tensor dx_router = activation(dev, T, H, "moe.dx_router");
   Tensor none;

@@ -29,7 +29,6 @@ struct Places {
   std::int64_t max_len = 0;  // max over len
 };
 
-Tensor on(const Tensor& t, Device dev) { return t.device() == dev ? t : t.to(dev); }
 
 void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer, const Tensor& a,
                 const Tensor& pos, const RopeTable& rope, const Places& pl, KvCache& cache, Tensor& y) {
@@ -133,8 +132,8 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
   }
   cu_h.data<std::int32_t>()[1] = static_cast<std::int32_t>(T);
   const RopeTable& rope_d = model.rope_for(pos_h);  // on the model's device; sized from the host positions
-  const Tensor ids = on(ids_h, dev), pos = on(pos_h, dev), cu = on(cu_h, dev);
-  pl.slot = on(slot_h, dev), pl.pos = pos, pl.len = on(len_h, dev);
+  const Tensor ids = on_device(ids_h, dev), pos = on_device(pos_h, dev), cu = on_device(cu_h, dev);
+  pl.slot = on_device(slot_h, dev), pl.pos = pos, pl.len = on_device(len_h, dev);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   Tensor h(Shape{T, H}, DType::F32, dev, "cached.h");  // [T, H] residual stream

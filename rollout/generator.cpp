@@ -29,12 +29,9 @@ const char* finish_reason_name(FinishReason r) {
 
 Generator::Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity)
     : model_(model),
-      cache_(model.config(), max_batch, capacity, model.weights().param("model.embed_tokens.weight").device()) {}
+      cache_(model.config(), max_batch, capacity, model.device()) {}
 
 namespace {
-
-// Sampling reads hidden states and logits on the host.
-Tensor to_device(const Tensor& t, Device dev) { return t.device() == dev ? t : t.to(dev); }
 
 // Samples from one row of logits [V]; returns the token.
 std::int32_t sample(const float* logits, std::int64_t V, const SamplingParams& p, Rng& rng) {
@@ -118,7 +115,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
         std::copy_n(hf.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
                     h_last.data<float>() + i * c.hidden_size);
       Tensor logits(Shape{n, V}, DType::F32, head.device());
-      ops::gemm_nt(to_device(h_last, head.device()), head, logits, 0.0f,
+      ops::gemm_nt(on_device(h_last, head.device()), head, logits, 0.0f,
                    ops::GemmPrecision::Fp32);
       logits = on_host(logits);
       std::vector<Chunk> next;

@@ -191,7 +191,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
         total.clipped_tokens += ps.clipped_tokens;
         total.tokens += ps.tokens;
         add_expert_load(load, policy.expert_load(st));
-        policy.backward(d.device() == policy.device() ? d : d.to(policy.device()), st);
+        policy.backward(on_device(d, policy.device()), st);
       }
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), update_sequences,

@@ -168,7 +168,7 @@ void update_router_bias(ModelWeights& weights, const std::vector<std::vector<std
       continue;
     }
     Tensor param = weights.param(name);
-    Tensor b = param.device().is_cpu() ? param : param.to(Device::cpu());  // E floats, updated on the host
+    Tensor b = on_host(param);  // E floats, updated on the host
     const auto& counts = load[k++];
     double mean = 0;
     for (auto n : counts) mean += static_cast<double>(n);

@@ -49,7 +49,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
     acc.all_tokens += static_cast<double>(T);
     add_expert_load(acc.expert_load, model.expert_load(st));
     if (!kd) {
-      model.backward(dlogp.device() == model.device() ? dlogp : dlogp.to(model.device()), st);
+      model.backward(on_device(dlogp, model.device()), st);
       continue;
     }
     // KD: the frozen teacher's final hidden states on the same rows, then the KL of the
@@ -69,9 +69,9 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
     const ModelConfig& c = model.config();
     Tensor dhead = model.weights().grad(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
     Tensor dhf(st.hf.shape(), DType::F32, dev, "kd.dhf");  // [T, H]
-    ops::kd_head_backward(dkl.device() == dev ? dkl : dkl.to(dev), st.hf, model.head_weight(), ht,
+    ops::kd_head_backward(on_device(dkl, dev), st.hf, model.head_weight(), ht,
                           kd->teacher->head_weight(), dhf, dhead, ko);
-    model.backward(dlogp.device() == dev ? dlogp : dlogp.to(dev), st, nullptr, &dhf);
+    model.backward(on_device(dlogp, dev), st, nullptr, &dhf);
   }
   return acc;
 }
