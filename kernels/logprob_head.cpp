@@ -52,7 +52,7 @@ void logprob_head_forward(const Tensor& h, const Tensor& w, const Tensor& target
 #ifdef CRUCIBLE_WITH_CUDA
   cuda::logprob_head_forward(ptr<float>(h), ptr<float>(w), ptr<std::int32_t>(targets), ptr_out<float>(logp),
                              ptr_out<float>(lse), opts.entropy ? ptr_out<float>(entropy) : nullptr, d.T, d.D, d.V,
-                             d.chunk, stream.handle());
+                             d.chunk, opts.bf16, stream.handle());
 #else
   (void)stream;
   detail::fail_no_cuda(op, d.dev);
@@ -73,7 +73,7 @@ void logprob_head_backward(const Tensor& dlogp, const Tensor& h, const Tensor& w
 #ifdef CRUCIBLE_WITH_CUDA
   cuda::logprob_head_backward(ptr<float>(dlogp), ptr<float>(h), ptr<float>(w), ptr<std::int32_t>(targets),
                               ptr<float>(lse), ptr_out<float>(dh), ptr_out<float>(dw), d.T, d.D, d.V, d.chunk,
-                              stream.handle());
+                              opts.bf16, stream.handle());
 #else
   (void)stream;
   detail::fail_no_cuda(op, d.dev);
@@ -90,7 +90,7 @@ void logprob_head_topk(const Tensor& h, const Tensor& w, std::int64_t k, Tensor&
   if (d.dev.is_cpu()) return cpu::logprob_head_topk(h, w, k, ids, logp, opts);
 #ifdef CRUCIBLE_WITH_CUDA
   cuda::logprob_head_topk(ptr<float>(h), ptr<float>(w), k, ptr_out<std::int32_t>(ids), ptr_out<float>(logp), d.T,
-                          d.D, d.V, d.chunk, stream.handle());
+                          d.D, d.V, d.chunk, opts.bf16, stream.handle());
 #else
   (void)stream;
   detail::fail_no_cuda(op, d.dev);

@@ -22,6 +22,11 @@ namespace crucible::ops {
 struct LogprobHeadOptions {
   std::int64_t chunk = 4096;  // vocab rows per chunk
   bool entropy = false;       // also compute the entropy of each row's distribution
+  // GEMM operands (h, w and, in the backward, the logits gradient) rounded to BF16
+  // (RNE) with FP32 accumulation: the BF16 output head of the DeepSeek-V3 mixed-precision
+  // recipe, tensor-core speed on CUDA. Off: FP32 GEMMs (no TF32). The softmax
+  // statistics stay FP32/FP64 either way.
+  bool bf16 = false;
 };
 
 // h [T, D], w [V, D], targets [T] i32 -> logp [T] (log softmax at the target),

@@ -98,7 +98,7 @@ int cmd_logprobs(const CommandContext& ctx, const std::vector<std::string>& args
   const Tensor logp = model.forward_logprobs(batch, st);
   const std::int64_t T = batch.tokens(), k = std::min<std::int64_t>(top, c.vocab_size);
   Tensor top_ids(Shape{T, k}, DType::I32), top_lp(Shape{T, k}, DType::F32);
-  ops::logprob_head_topk(st.hf, model.head_weight(), k, top_ids, top_lp);
+  ops::logprob_head_topk(st.hf, model.head_weight(), k, top_ids, top_lp, model.head_options());
   if (ctx.mpi.rank() != 0) return 0;
   if (as_json) {
     json::Value j = json::Value::object();

@@ -1,6 +1,9 @@
 // model/mla_attention.cpp: MLA forward/backward (mirrored).
 #include "model/mla_attention.h"
 
+#include <optional>
+
+#include "core/profile.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/tensor_ops.h"
@@ -63,24 +66,29 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
 
   // RoPE on the rope dims (interleaved): the shared key once, each query head.
   ops::rope_apply(k_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
+  // Per-head column blocks move as one copy each: [T, nh, d] viewed as [T nh, d] rows.
   Tensor q_rope(Shape{T, nh, rope}, DType::F32, dev, "mla.q_rope");
-  Tensor q_rope2 = q_rope.reshape(Shape{T, nh * rope});
-  for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(q2, h * dqk + nope, q_rope2, h * rope, rope);
+  Tensor q_rows = s.q.reshape(Shape{T * nh, dqk}), q_rope_rows = q_rope.reshape(Shape{T * nh, rope});
+  ops::copy_columns(q_rows, nope, q_rope_rows, 0, rope);
   ops::rope_apply(q_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
 
+  std::optional<profile::Scope> part;
+  part.emplace("mla.fwd.headcopy");
   s.k = Tensor(Shape{T, nh, dqk}, DType::F32, dev, "mla.k");
   s.v = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.v");
-  Tensor k2 = s.k.reshape(Shape{T, nh * dqk}), v2 = s.v.reshape(Shape{T, nh * dv});
+  Tensor k2 = s.k.reshape(Shape{T, nh * dqk});
+  Tensor k_rows = s.k.reshape(Shape{T * nh, dqk}), v_rows = s.v.reshape(Shape{T * nh, dv});
+  const Tensor kv_rows = kv.reshape(Shape{T * nh, nope + dv});
   Tensor kr2 = k_rope.reshape(Shape{T, rope});
-  for (std::int64_t h = 0; h < nh; ++h) {
-    ops::copy_columns(q_rope2, h * rope, q2, h * dqk + nope, rope);
-    ops::copy_columns(kv, h * (nope + dv), k2, h * dqk, nope);
-    ops::copy_columns(kr2, 0, k2, h * dqk + nope, rope);
-    ops::copy_columns(kv, h * (nope + dv) + nope, v2, h * dv, dv);
-  }
+  ops::copy_columns(q_rope_rows, 0, q_rows, nope, rope);
+  ops::copy_columns(kv_rows, 0, k_rows, 0, nope);
+  ops::copy_columns(kv_rows, nope, v_rows, 0, dv);
+  for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(kr2, 0, k2, h * dqk + nope, rope);  // shared key
 
+  part.reset();
   s.o = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
   s.lse = Tensor(Shape{T, nh}, DType::F32, dev, "mla.lse");
+  CRUCIBLE_PROFILE_SCOPE("mla.fwd.core+o");
   ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
   ops::linear_forward(s.o.reshape(Shape{T, nh * dv}), p.o.w, Tensor(), y, prec);
 }
@@ -97,27 +105,32 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   Tensor d_o = activation(dev, T, nh * dv, "mla.do");
   ops::linear_backward(dy, s.o.reshape(Shape{T, nh * dv}), p.o.w, d_o, p.o.g, none, prec);
   Tensor dq(Shape{T, nh, dqk}, DType::F32, dev), dk(Shape{T, nh, dqk}, DType::F32, dev), dv_(Shape{T, nh, dv}, DType::F32, dev);
+  std::optional<profile::Scope> part;
+  part.emplace("mla.bwd.core");
   ops::attention_backward(d_o.reshape(Shape{T, nh, dv}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
                           static_cast<float>(c.softmax_scale()), dq, dk, dv_);
+  part.reset();
+  part.emplace("mla.bwd.headcopy");
   Tensor dq2 = dq.reshape(Shape{T, nh * dqk}), dk2 = dk.reshape(Shape{T, nh * dqk});
-  Tensor dv2 = dv_.reshape(Shape{T, nh * dv});
+  Tensor dq_rows = dq.reshape(Shape{T * nh, dqk}), dk_rows = dk.reshape(Shape{T * nh, dqk});
+  const Tensor dv_rows = dv_.reshape(Shape{T * nh, dv});
 
   // Split head gradients back into kv_b's output, the shared rope key and q's rope dims.
   Tensor dkv = activation(dev, T, nh * (nope + dv), "mla.dkv");
   Tensor dk_rope(Shape{T, 1, rope}, DType::F32, dev);
   Tensor dkr2 = dk_rope.reshape(Shape{T, rope});
   Tensor dq_rope(Shape{T, nh, rope}, DType::F32, dev);
-  Tensor dq_rope2 = dq_rope.reshape(Shape{T, nh * rope});
-  for (std::int64_t h = 0; h < nh; ++h) {
-    ops::copy_columns(dk2, h * dqk, dkv, h * (nope + dv), nope);
-    ops::copy_columns(dv2, h * dv, dkv, h * (nope + dv) + nope, dv);
-    ops::copy_columns(dk2, h * dqk + nope, dkr2, 0, rope, /*accumulate=*/true);  // shared by heads
-    ops::copy_columns(dq2, h * dqk + nope, dq_rope2, h * rope, rope);
-  }
+  Tensor dkv_rows = dkv.reshape(Shape{T * nh, nope + dv}), dq_rope_rows = dq_rope.reshape(Shape{T * nh, rope});
+  ops::copy_columns(dk_rows, 0, dkv_rows, 0, nope);
+  ops::copy_columns(dv_rows, 0, dkv_rows, nope, dv);
+  ops::copy_columns(dq_rows, nope, dq_rope_rows, 0, rope);
+  for (std::int64_t h = 0; h < nh; ++h)  // the shared key's gradient (zeroed storage): summed in head order
+    ops::copy_columns(dk2, h * dqk + nope, dkr2, 0, rope, /*accumulate=*/true);
   ops::rope_apply(dk_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
   ops::rope_apply(dq_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
-  for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(dq_rope2, h * rope, dq2, h * dqk + nope, rope);
+  ops::copy_columns(dq_rope_rows, 0, dq_rows, nope, rope);
 
+  part.reset();
   // Keys/values path: kv_b, kv_a_layernorm, kv_a.
   Tensor dckv_n = activation(dev, T, kvr, "mla.dckv_n");
   ops::linear_backward(dkv, s.ckv_n, p.kv_b.w, dckv_n, p.kv_b.g, none, prec);

@@ -4,6 +4,9 @@
 // balance loss, the scores) are read on the host.
 #include "model/moe.h"
 
+#include <optional>
+
+#include "core/profile.h"
 #include "kernels/moe_routing.h"
 #include "kernels/tensor_ops.h"
 
@@ -81,6 +84,8 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   const auto prec = linear_precision(c);
   const Device dev = x.device();
   s.x = x;
+  std::optional<profile::Scope> part;
+  part.emplace("moe.fwd.router");
   Tensor logits = activation(dev, T, E, "moe.logits");
   ops::linear_forward(x, p.gate.w, Tensor(), logits, ops::GemmPrecision::Fp32);  // router in FP32
   s.scores = activation(dev, T, E, "moe.scores");
@@ -90,6 +95,8 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
 
   // Permutation: the (token, slot) pairs expert by expert, in token order
   // (deterministic). Only the E + 1 offsets come to the host: they size the experts.
+  part.reset();
+  part.emplace("moe.fwd.plan");
   Tensor offsets(Shape{E + 1}, DType::I32, dev, "moe.offsets");
   s.rows = Tensor(Shape{T * k}, DType::I32, dev, "moe.rows");
   s.position = Tensor(Shape{T, k}, DType::I32, dev, "moe.position");
@@ -99,10 +106,14 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   s.load.assign(E, 0);
   for (std::int64_t e = 0; e < E; ++e) s.load[e] = s.offsets[e + 1] - s.offsets[e];
 
+  part.reset();
+  part.emplace("moe.fwd.shared");
   if (c.n_shared_experts > 0) mlp_forward(p.shared, x, prec, y, s.shared);
   else ops::fill(y, 0.0f);
 
   // Each expert runs on its contiguous band of the permuted rows.
+  part.reset();
+  part.emplace("moe.fwd.experts");
   Tensor x_perm = activation(dev, T * k, H, "moe.x_perm");
   ops::gather_rows(x, s.rows, x_perm);
   s.expert_out = activation(dev, T * k, H, "moe.expert_out");
@@ -112,7 +123,10 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
     Tensor out = s.expert_out.slice(s.offsets[e], s.offsets[e + 1]);
     mlp_forward(p.experts[e], x_perm.slice(s.offsets[e], s.offsets[e + 1]), prec, out, s.expert[e]);
   }
+  part.reset();
+  part.emplace("moe.fwd.combine");
   ops::moe_unpermute_combine(s.expert_out, s.position, s.topk_w, y);
+  part.reset();
   s.balance_loss = c.aux_loss_alpha > 0 ? balance_loss(c, on_host(s.scores), on_host(s.topk_idx),
                                                        on_host(cu_seqlens), nullptr)
                                         : 0.0;
@@ -123,8 +137,12 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
   const std::int64_t T = dy.dim(0), H = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   const auto prec = linear_precision(c);
   const Device dev = dy.device();
+  std::optional<profile::Scope> part;
+  part.emplace("moe.bwd.shared");
   if (c.n_shared_experts > 0) mlp_backward(p.shared, dy, s.shared, prec, dx);
   else ops::fill(dx, 0.0f);
+  part.reset();
+  part.emplace("moe.bwd.experts");
 
   // Combine: d(expert_out) = w * dy_t, dw = <dy_t, expert_out row>.
   Tensor dexpert_out = activation(dev, T * k, H, "moe.expert_dout");
@@ -138,6 +156,8 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
   }
   ops::scatter_add_rows(dx_perm, s.rows, Tensor(), dx);  // ascending permuted row = ascending expert
 
+  part.reset();
+  part.emplace("moe.bwd.router");
   Tensor dlogits = activation(dev, T, E, "moe.dlogits");
   ops::moe_route_backward(dtopk_w, s.scores, s.topk_idx, routing_params(c), dlogits);
   if (c.aux_loss_alpha > 0) {

@@ -54,7 +54,7 @@ std::vector<Tensor> Mtp::forward(Transformer& model, const Batch& batch, Forward
     ops::rmsnorm_forward(d.h, w.param(p + "shared_head.norm.weight"), eps, d.hk, d.hk_rstd);
     Tensor logp(Shape{T}, DType::F32, dev, "mtp.logp"), none;
     d.lse = Tensor(Shape{T}, DType::F32, dev);
-    ops::logprob_head_forward(d.hk, model.head_weight(), d.targets, logp, d.lse, none);
+    ops::logprob_head_forward(d.hk, model.head_weight(), d.targets, logp, d.lse, none, model.head_options());
     out.push_back(logp);
     h_prev = d.h;
   }
@@ -78,7 +78,7 @@ void Mtp::backward(Transformer& model, const std::vector<Tensor>& dlogp, Forward
     masked = masked.to(dev);
     Tensor dhk = activation(dev, T, H, "mtp.d_head_norm");
     Tensor dhead = w.grad(head_name);
-    ops::logprob_head_backward(masked, d.hk, model.head_weight(), d.targets, d.lse, dhk, dhead);
+    ops::logprob_head_backward(masked, d.hk, model.head_weight(), d.targets, d.lse, dhk, dhead, model.head_options());
     Tensor dh = activation(dev, T, H, "mtp.d_h");
     Tensor gnorm = w.grad(p + "shared_head.norm.weight");
     ops::rmsnorm_backward(dhk, d.h, w.param(p + "shared_head.norm.weight"), d.hk_rstd, dh, gnorm);

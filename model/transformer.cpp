@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/profile.h"
 #include "kernels/elementwise.h"
 #include "kernels/tensor_ops.h"
 
@@ -50,6 +51,12 @@ Tensor Transformer::head_weight() const {
   return config().tie_word_embeddings ? w_.param("model.embed_tokens.weight") : w_.param("lm_head.weight");
 }
 
+ops::LogprobHeadOptions Transformer::head_options() const {
+  ops::LogprobHeadOptions o;
+  o.bf16 = config().precision != Precision::Fp32;
+  return o;
+}
+
 Device Transformer::device() const { return w_.device(); }
 
 const RopeTable& Transformer::rope_for(const Tensor& pos) {
@@ -73,13 +80,17 @@ Tensor Transformer::layer_forward(std::int64_t l, bool moe, const Tensor& h, Lay
   const float eps = static_cast<float>(c.rms_norm_eps);
   const std::string p = "model.layers." + std::to_string(l) + ".";
   const Device dev = h.device();
+  CRUCIBLE_PROFILE_SCOPE("fwd.layer");
   ls.h_in = h;
   ls.a = activation(dev, T, H, "attn_in");
   ls.a_rstd = Tensor(Shape{T}, DType::F32, dev);
   ops::rmsnorm_forward(h, w_.param(p + "input_layernorm.weight"), eps, ls.a, ls.a_rstd);
   Tensor attn_out = activation(dev, T, H, "attn_out");
+  {
+  CRUCIBLE_PROFILE_SCOPE("fwd.attn");
   if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
   else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
+  }
   ls.h_mid = h.clone();
   ops::axpy(1.0f, attn_out, ls.h_mid);
 
@@ -89,9 +100,11 @@ Tensor Transformer::layer_forward(std::int64_t l, bool moe, const Tensor& h, Lay
   Tensor ffn_out = activation(dev, T, H, "ffn_out");
   ls.moe_layer = moe;
   if (moe) {
+    CRUCIBLE_PROFILE_SCOPE("fwd.moe");
     moe_forward(c, moe_params(w_, l), ls.b, st.seq.cu_host, ffn_out, ls.moe);
     st.aux_loss += ls.moe.balance_loss;
   } else {
+    CRUCIBLE_PROFILE_SCOPE("fwd.mlp");
     mlp_forward(mlp_params(w_, p + "mlp."), ls.b, linear_precision(c), ffn_out, ls.mlp);
   }
   Tensor out = ls.h_mid.clone();
@@ -104,12 +117,15 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
   const std::int64_t T = dh.dim(0), H = c.hidden_size;
   const std::string p = "model.layers." + std::to_string(l) + ".";
   const Device dev = dh.device();
+  CRUCIBLE_PROFILE_SCOPE("bwd.layer");
   // FFN residual: dh flows through unchanged and through FFN(RMSNorm(h_mid)).
   Tensor db = activation(dev, T, H, "d_ffn_in");
   if (ls.moe_layer) {
+    CRUCIBLE_PROFILE_SCOPE("bwd.moe");
     MoeParams mp = moe_params(w_, l);
     moe_backward(c, mp, dh, st.seq.cu_host, ls.moe, db, st.aux_weight);
   } else {
+    CRUCIBLE_PROFILE_SCOPE("bwd.mlp");
     MlpParams mp = mlp_params(w_, p + "mlp.");
     mlp_backward(mp, dh, ls.mlp, linear_precision(c), db);
   }
@@ -120,6 +136,7 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
   // Attention residual.
   Tensor da = activation(dev, T, H, "d_attn_in");
   if (c.is_mla()) {
+    CRUCIBLE_PROFILE_SCOPE("bwd.attn");
     MlaParams ap = mla_params(w_, l);
     mla_backward(c, ap, dh, st.seq, ls.mla, da);
   } else {
@@ -146,6 +163,7 @@ Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
   st.aux_loss = 0;
 
   Tensor h = activation(dev, T, H, "embed");
+  CRUCIBLE_PROFILE_SCOPE("fwd.total");
   ops::embedding_forward(batch.ids, w_.param("model.embed_tokens.weight"), h);
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) h = layer_forward(l, c.is_moe_layer(l), h, st.layers[l], st);
   st.h_last = h;
@@ -162,12 +180,15 @@ Tensor Transformer::forward_logprobs(const Batch& batch, ForwardState& st, Tenso
   Tensor logp(Shape{T}, DType::F32, dev, "logp");
   st.lse = Tensor(Shape{T}, DType::F32, dev, "head.lse");
   Tensor ent;
-  ops::LogprobHeadOptions opts;
+  ops::LogprobHeadOptions opts = head_options();
   if (entropy) {
     ent = Tensor(Shape{T}, DType::F32, dev, "entropy");
     opts.entropy = true;
   }
-  ops::logprob_head_forward(hf, head_weight(), batch.targets, logp, st.lse, ent, opts);
+  {
+    CRUCIBLE_PROFILE_SCOPE("fwd.head");
+    ops::logprob_head_forward(hf, head_weight(), batch.targets, logp, st.lse, ent, opts);
+  }
   if (entropy) *entropy = ent;
   return logp;
 }
@@ -178,10 +199,14 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* 
   CRUCIBLE_CHECK(w_.has_grads(), "backward needs a gradient arena");
   const std::int64_t T = dlogp.numel(), H = c.hidden_size;
   const Device dev = device();
+  CRUCIBLE_PROFILE_SCOPE("bwd.total");
   const std::string head_name = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   Tensor dhf = activation(dev, T, H, "d_final_norm");
   Tensor dhead = w_.grad(head_name);
-  ops::logprob_head_backward(dlogp, st.hf, head_weight(), st.targets, st.lse, dhf, dhead);
+  {
+    CRUCIBLE_PROFILE_SCOPE("bwd.head");
+    ops::logprob_head_backward(dlogp, st.hf, head_weight(), st.targets, st.lse, dhf, dhead, head_options());
+  }
   if (extra_dhf) ops::axpy(1.0f, *extra_dhf, dhf);
   Tensor dh = activation(dev, T, H, "d_h");
   {

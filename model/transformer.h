@@ -72,6 +72,10 @@ class Transformer {
   const ModelWeights& weights() const { return w_; }
   // The LM head matrix [V, H]: lm_head.weight, or the embedding when tied.
   Tensor head_weight() const;
+  // The LM head's options: BF16 GEMM operands unless the model trains in FP32 (the
+  // DeepSeek-V3 recipe keeps the output head in BF16 under FP8). Every head of the
+  // model (loss, MTP, top-k, sampling) uses them, so sampler and trainer agree.
+  ops::LogprobHeadOptions head_options() const;
 
   // Runs the layers and the final norm; returns hf [T, H].
   Tensor forward_hidden(const Batch& batch, ForwardState& st);

@@ -109,14 +109,14 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
     while (!active.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(active.size());
       // The last rows are gathered and the logits sampled on the host; the head GEMM
-      // runs where the model lives.
+      // runs where the model lives, in the precision of the trainer's head.
       Tensor h_last(Shape{n, c.hidden_size}, DType::F32);
       for (std::int64_t i = 0; i < n; ++i)
         std::copy_n(hf.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
                     h_last.data<float>() + i * c.hidden_size);
       Tensor logits(Shape{n, V}, DType::F32, head.device());
       ops::gemm_nt(on_device(h_last, head.device()), head, logits, 0.0f,
-                   ops::GemmPrecision::Fp32);
+                   model_.head_options().bf16 ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
       logits = on_host(logits);
       std::vector<Chunk> next;
       std::vector<std::size_t> still;

@@ -5,6 +5,7 @@
 //
 //   bench_gpu_model_step [--preset configs/models/h100-teacher.toml] [--seqs 8] [--seq 1024]
 //                        [--iters 5] [--hf-config DIR]
+// CRUCIBLE_PROFILE=1 adds a per-scope breakdown of one more step (core/profile.h).
 // Run from the repository root (tools/device_run.sh does). Wall-clock time of whole
 // steps (the model synchronizes with the host inside a step: MoE expert offsets), after
 // one warm-up step, median over --iters; the device is synchronized around each step.
@@ -23,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include "checkpoints/hf_config.h"
+#include "core/profile.h"
 #include "launch/model_config_fields.h"
 #include "model/transformer.h"
 
@@ -86,6 +88,12 @@ int main(int argc, char** argv) {
     const double med = ms[ms.size() / 2];
     std::printf("step crucible_%s %.1f %.0f\n", prec == Precision::Fp8 ? "fp8" : "bf16", med,
                 static_cast<double>(batch.tokens()) / (med / 1000.0));
+    if (profile::enabled()) {  // one more step, each scope synchronized: where the time goes
+      profile::reset();
+      const double profiled = step_ms(model, batch, dlogp_gpu);
+      std::printf("profile of one %s step (%.1f ms with the scopes' syncs):\n%s", prec == Precision::Fp8 ? "fp8" : "bf16",
+                  profiled, profile::report().c_str());
+    }
   }
   return 0;
 }

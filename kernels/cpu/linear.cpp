@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/profile.h"
 #include "core/error.h"
 #include "core/fp8_tensor.h"
 #include "core/numerics.h"
@@ -249,6 +250,7 @@ void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecis
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
                     GemmPrecision p, const Stream& stream) {
 #ifdef CRUCIBLE_WITH_CUDA
+  CRUCIBLE_PROFILE_SCOPE("linear.fwd");
   if (x.defined() && x.device().is_cuda()) return cuda::linear_forward(x, w, bias, y, p, stream);
 #endif
   check_matrix(x, "linear_forward", "x", -1, -1);
@@ -273,6 +275,7 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
                      Tensor& dbias, GemmPrecision p, const Stream& stream) {
+  CRUCIBLE_PROFILE_SCOPE("linear.bwd");
 #ifdef CRUCIBLE_WITH_CUDA
   if (x.defined() && x.device().is_cuda())
     return cuda::linear_backward(dy, x, w, dx, dw, dbias, p, stream);

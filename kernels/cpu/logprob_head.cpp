@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/numerics.h"
 #include "kernels/cpu/logprob_head_cpu.h"
 
 namespace crucible::cpu {
@@ -39,12 +40,26 @@ void check_targets(const Tensor& targets, const HeadDims& d, const char* op) {
                    ", outside the vocabulary [0, ", d.V, ")");
 }
 
-// logits[T, n] = h[T, D] w[c0 : c0 + n, D]^T
-void chunk_logits(const HeadDims& d, const float* h, const float* w, std::int64_t c0, std::int64_t n,
-                  float* logits) {
+// logits[T, n] = h[T, D] wc[n, D]^T  (wc: the chunk's rows of w)
+void chunk_logits(const HeadDims& d, const float* h, const float* wc, std::int64_t n, float* logits) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(d.T), static_cast<int>(n),
-              static_cast<int>(d.D), 1.0f, h, static_cast<int>(d.D), w + c0 * d.D, static_cast<int>(d.D), 0.0f,
+              static_cast<int>(d.D), 1.0f, h, static_cast<int>(d.D), wc, static_cast<int>(d.D), 0.0f,
               logits, static_cast<int>(n));
+}
+
+// The GEMM operand of `n` floats at p: itself, or (bf16) a copy in `buf` rounded to
+// BF16 (RNE) and back, so that FP32 GEMMs multiply exactly the BF16 values.
+const float* operand(const float* p, std::int64_t n, bool bf16, std::vector<float>& buf) {
+  if (!bf16) return p;
+  buf.resize(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) buf[i] = bf16_to_f32(f32_to_bf16(p[i]));
+  return buf.data();
+}
+
+// The logits of chunk [c0, c0 + n), h already an operand (see above).
+void chunk_logits_of(const HeadDims& d, const float* h, const float* w, std::int64_t c0, std::int64_t n,
+                     bool bf16, std::vector<float>& wbuf, float* logits) {
+  chunk_logits(d, h, operand(w + c0 * d.D, n * d.D, bf16, wbuf), n, logits);
 }
 
 // Online log-sum-exp of one row, relative to the running max m:
@@ -90,7 +105,8 @@ void logprob_head_forward(const Tensor& h, const Tensor& w, const Tensor& target
   const HeadDims d = head_dims(h, w, opts);
   check_targets(targets, d, "logprob_head_forward");
   if (d.T == 0) return;
-  const float* hp = h.data<float>();
+  std::vector<float> hbuf, wbuf;
+  const float* hp = operand(h.data<float>(), d.T * d.D, opts.bf16, hbuf);
   const float* wp = w.data<float>();
   const std::int32_t* tg = targets.data<std::int32_t>();
 
@@ -99,7 +115,7 @@ void logprob_head_forward(const Tensor& h, const Tensor& w, const Tensor& target
   std::vector<float> logits(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
   for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
     const std::int64_t n = std::min(d.chunk, d.V - c0);
-    chunk_logits(d, hp, wp, c0, n, logits.data());
+    chunk_logits_of(d, hp, wp, c0, n, opts.bf16, wbuf, logits.data());
     for (std::int64_t t = 0; t < d.T; ++t) {
       const float* row = logits.data() + t * n;
       run[t].add(row, n, opts.entropy);
@@ -123,7 +139,8 @@ void logprob_head_backward(const Tensor& dlogp, const Tensor& h, const Tensor& w
   const HeadDims d = head_dims(h, w, opts);
   check_targets(targets, d, "logprob_head_backward");
   if (d.T == 0) return;
-  const float* hp = h.data<float>();
+  std::vector<float> hbuf, wbuf, gbuf;
+  const float* hp = operand(h.data<float>(), d.T * d.D, opts.bf16, hbuf);
   const float* wp = w.data<float>();
   const float* gp = dlogp.data<float>();
   const float* lsep = lse.data<float>();
@@ -135,17 +152,19 @@ void logprob_head_backward(const Tensor& dlogp, const Tensor& h, const Tensor& w
   std::vector<float> g(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
   for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
     const std::int64_t n = std::min(d.chunk, d.V - c0);
-    chunk_logits(d, hp, wp, c0, n, g.data());
+    const float* wc = operand(wp + c0 * d.D, n * d.D, opts.bf16, wbuf);
+    chunk_logits(d, hp, wc, n, g.data());
     for (std::int64_t t = 0; t < d.T; ++t) {
       float* row = g.data() + t * n;
       for (std::int64_t j = 0; j < n; ++j) row[j] = -gp[t] * std::exp(row[j] - lsep[t]);
       if (tg[t] >= c0 && tg[t] < c0 + n) row[tg[t] - c0] += gp[t];
     }
+    const float* gc = operand(g.data(), d.T * n, opts.bf16, gbuf);
     const int iT = static_cast<int>(d.T), iD = static_cast<int>(d.D), in = static_cast<int>(n);
     // dh (=, then +=) grad_logits w_chunk;  dw_chunk += grad_logits^T h
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, iD, in, 1.0f, g.data(), in, wp + c0 * d.D, iD,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, iD, in, 1.0f, gc, in, wc, iD,
                 c0 == 0 ? 0.0f : 1.0f, dhp, iD);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, iD, iT, 1.0f, g.data(), in, hp, iD, 1.0f,
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, iD, iT, 1.0f, gc, in, hp, iD, 1.0f,
                 dwp + c0 * d.D, iD);
   }
 }
@@ -154,7 +173,8 @@ void logprob_head_topk(const Tensor& h, const Tensor& w, std::int64_t k, Tensor&
                        const LogprobHeadOptions& opts) {
   const HeadDims d = head_dims(h, w, opts);
   if (k == 0 || d.T == 0) return;
-  const float* hp = h.data<float>();
+  std::vector<float> hbuf, wbuf;
+  const float* hp = operand(h.data<float>(), d.T * d.D, opts.bf16, hbuf);
   const float* wp = w.data<float>();
 
   // One heap per row of the k best so far, the worst on top (heap order = `better`).
@@ -164,7 +184,7 @@ void logprob_head_topk(const Tensor& h, const Tensor& w, std::int64_t k, Tensor&
   std::vector<float> logits(static_cast<std::size_t>(d.T * d.chunk));  // [T, chunk]
   for (std::int64_t c0 = 0; c0 < d.V; c0 += d.chunk) {
     const std::int64_t n = std::min(d.chunk, d.V - c0);
-    chunk_logits(d, hp, wp, c0, n, logits.data());
+    chunk_logits_of(d, hp, wp, c0, n, opts.bf16, wbuf, logits.data());
     for (std::int64_t t = 0; t < d.T; ++t) {
       const float* row = logits.data() + t * n;
       run[t].add(row, n, false);

@@ -23,10 +23,19 @@
 // The DeepSeek-V3 GEMMs use (cuBLAS-A = weight BLK128x128, cuBLAS-B = activation VEC128)
 // for Fprop and Dgrad and (VEC128, VEC128) for Wgrad. The scale types are CUDA_R_32F and
 // the scale attributes are CUBLASLT_MATMUL_DESC_{A,B}_SCALE_POINTER / _SCALE_MODE.
+//
+// Algorithms: cublasLtMatmulAlgoGetHeuristic costs tens of microseconds of host time, as
+// much as a small GEMM on the GPU (a DeepSeekMoE layer runs hundreds of them), so its
+// answer is kept per problem (device, shape, transposes, types, scale modes, pointer
+// alignments: everything the query reads). The query is deterministic, so the cache
+// changes no result.
 #include "kernels/cuda/gemm_cublaslt.h"
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -147,6 +156,42 @@ void check_fp8(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
   }
 }
 
+// Everything the heuristic query reads, as a key.
+using AlgoKey = std::tuple<int, bool, bool, std::int64_t, std::int64_t, std::int64_t, int, int, int, int, std::uint32_t,
+                           std::uint32_t, std::uint32_t>;
+
+// The heuristic's first algorithm for the problem described by the descriptors; queried
+// once per key. what() names the problem in the error.
+template <typename What>
+cublasLtMatmulAlgo_t find_algo(const AlgoKey& key, const CublasLtContext& ctx, cublasLtMatmulDesc_t op,
+                               cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                               std::uint32_t align_a, std::uint32_t align_b, std::uint32_t align_c,
+                               const What& what) {
+  static std::mutex mutex;
+  static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  Preference pref;
+  CHECK_CUBLAS(cublasLtMatmulPreferenceCreate(&pref.d));
+  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+           static_cast<std::uint64_t>(CublasLtContext::kWorkspaceBytes));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a);
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c);
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c);
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(ctx.handle(), op, a, b, c, c, pref.d, 1, &heuristic, &found);
+  CRUCIBLE_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for ", what(), " on device ",
+                 ctx.device(), " (", cublasGetStatusName(st), ")");
+  const std::lock_guard<std::mutex> lock(mutex);
+  cache.emplace(key, heuristic.algo);
+  return heuristic.algo;
+}
+
 }  // namespace
 
 void gemm_rowmajor(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
@@ -184,25 +229,14 @@ void gemm_rowmajor(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, s
   const Layout lay_b(cuda_type(a.dtype), trans_a ? M : K, trans_a ? K : M, trans_a ? M : K);
   const Layout lay_c(CUDA_R_32F, N, M, N);
 
-  Preference pref;
-  CHECK_CUBLAS(cublasLtMatmulPreferenceCreate(&pref.d));
-  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-           static_cast<std::uint64_t>(CublasLtContext::kWorkspaceBytes));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(b.data));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(a.data));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(c));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(c));
-
-  cublasLtMatmulHeuristicResult_t heuristic{};
-  int found = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.handle(), op.d, lay_a.d, lay_b.d, lay_c.d,
-                                                           lay_c.d, pref.d, 1, &heuristic, &found);
-  CRUCIBLE_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for ",
-                 describe(trans_a, trans_b, M, N, K, a, b), " on device ", ctx.device(), " (",
-                 cublasGetStatusName(st), ")");
+  const std::uint32_t align_a = alignment_of(b.data), align_b = alignment_of(a.data), align_c = alignment_of(c);
+  const AlgoKey key{ctx.device(), trans_a, trans_b, M, N, K, static_cast<int>(a.dtype), static_cast<int>(b.dtype),
+                    static_cast<int>(a.scale_mode), static_cast<int>(b.scale_mode), align_a, align_b, align_c};
+  const cublasLtMatmulAlgo_t algo = find_algo(key, ctx, op.d, lay_a.d, lay_b.d, lay_c.d, align_a, align_b, align_c,
+                                              [&] { return describe(trans_a, trans_b, M, N, K, a, b); });
   const float alpha = 1.0f;
   CHECK_CUBLAS(cublasLtMatmul(ctx.handle(), op.d, &alpha, b.data, lay_a.d, a.data, lay_b.d, &beta, c, lay_c.d,
-                              c, lay_c.d, &heuristic.algo, ctx.workspace(stream),
+                              c, lay_c.d, &algo, ctx.workspace(stream),
                               CublasLtContext::kWorkspaceBytes, stream));
 }
 

@@ -2,7 +2,9 @@
 // log-probs (+ entropy), their backward, and top-k next tokens.
 //
 // The CUDA twin of kernels/cpu/logprob_head.cpp, chunk by chunk in the same order:
-//   logits [T, n] = h w[c0 : c0 + n]^T      cuBLASLt FP32 (pedantic FFMA, no TF32)
+//   logits [T, n] = h w[c0 : c0 + n]^T      cuBLASLt FP32 (pedantic FFMA, no TF32), or
+//             with bf16 BF16 operands (h once, w per chunk, the logits gradient per chunk
+//             rounded RNE, as the CPU rounds them) and FP32 accumulation
 //   forward   online log-sum-exp per row (one 256-thread block per row): the chunk's
 //             max, the CPU's FP64 rescale of the running sums when the max grows, then
 //             sum += exp(l - m), xsum += exp(l - m) (l - m) in FP64 (block sums in a fixed
@@ -11,7 +13,7 @@
 //   backward  the chunk's logits again, then g[t, j] = -dlogp[t] exp(l - lse[t]) (+ dlogp[t]
 //             at the target), each operation rounded as the CPU rounds it (__fmul_rn,
 //             __fadd_rn), then dh (= at the first chunk, += after) = g w_chunk and
-//             dw_chunk += g^T h: two more FP32 GEMMs.
+//             dw_chunk += g^T h: two more GEMMs.
 //   top-k     per chunk and row, the k best of (the running k best) U (the chunk) under
 //             the CPU's order (higher logit, then lower id), by k block argmaxes, each
 //             restricted to the elements ranked after the previous pick.
@@ -34,6 +36,7 @@
 #include "kernels/cuda/cublaslt_context.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/gemm_cublaslt.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/cuda/logprob_head_cuda.h"
 
 namespace crucible::cuda {
@@ -207,11 +210,45 @@ __global__ void topk_finish_kernel(const float* __restrict__ vals, const std::in
   logp[i] = vals[i] - l;
 }
 
-// logits [T, n] = h [T, D] w[c0 : c0 + n, D]^T (FP32).
-void chunk_logits(const float* h, const float* w, std::int64_t T, std::int64_t D, std::int64_t c0, std::int64_t n,
-                  float* logits, cudaStream_t st) {
-  gemm_rowmajor(false, true, T, n, D, GemmOperand{h, DType::F32}, GemmOperand{w + c0 * D, DType::F32}, logits, 0.0f,
-                st);
+// The head's GEMM operands: the FP32 tensors as they are, or BF16 (RNE) copies made in
+// stream order: h once, a chunk of w (or of the logits gradient) per call.
+class HeadOperands {
+ public:
+  HeadOperands(const float* h, std::int64_t T, std::int64_t D, std::int64_t chunk, bool bf16, cudaStream_t st)
+      : bf16_(bf16), D_(D), st_(st) {
+    if (!bf16) {
+      h_ = GemmOperand{h, DType::F32};
+      return;
+    }
+    hb_ = DeviceScratch(static_cast<std::size_t>(T * D) * 2, st);
+    cast_f32_to_bf16(h, hb_.as<std::uint16_t>(), T * D, st);
+    h_ = GemmOperand{hb_.get(), DType::BF16};
+    wb_ = DeviceScratch(static_cast<std::size_t>(chunk * D) * 2, st);
+    gb_ = DeviceScratch(static_cast<std::size_t>(T * chunk) * 2, st);
+  }
+  const GemmOperand& h() const { return h_; }
+  // Rows [c0, c0 + n) of w [V, D].
+  GemmOperand w_chunk(const float* w, std::int64_t c0, std::int64_t n) { return operand(w + c0 * D_, n * D_, wb_); }
+  // The logits gradient g [T, n] of one chunk.
+  GemmOperand grad(const float* g, std::int64_t count) { return operand(g, count, gb_); }
+
+ private:
+  GemmOperand operand(const float* p, std::int64_t count, DeviceScratch& buf) {
+    if (!bf16_) return GemmOperand{p, DType::F32};
+    cast_f32_to_bf16(p, buf.as<std::uint16_t>(), count, st_);
+    return GemmOperand{buf.get(), DType::BF16};
+  }
+  bool bf16_;
+  std::int64_t D_;
+  cudaStream_t st_;
+  DeviceScratch hb_, wb_, gb_;
+  GemmOperand h_;
+};
+
+// logits [T, n] = h [T, D] w[c0 : c0 + n, D]^T (FP32 accumulation).
+void chunk_logits(HeadOperands& operands, const float* w, std::int64_t T, std::int64_t D, std::int64_t c0,
+                  std::int64_t n, float* logits, cudaStream_t st) {
+  gemm_rowmajor(false, true, T, n, D, operands.h(), operands.w_chunk(w, c0, n), logits, 0.0f, st);
 }
 
 unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>(ceil_div(rows, kThreads)); }
@@ -220,16 +257,17 @@ unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>(ceil_div(r
 
 void logprob_head_forward(const float* h, const float* w, const std::int32_t* targets, float* logp, float* lse,
                           float* entropy, std::int64_t T, std::int64_t D, std::int64_t V, std::int64_t chunk,
-                          void* stream) {
+                          bool bf16, void* stream) {
   if (T == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
+  HeadOperands operands(h, T, D, chunk, bf16, st);
   DeviceScratch logits(static_cast<std::size_t>(T * chunk) * sizeof(float), st);  // [T, chunk]
   DeviceScratch state(static_cast<std::size_t>(T) * sizeof(LseState), st);         // [T]
   lse_init_kernel<<<row_blocks(T), kThreads, 0, st>>>(state.as<LseState>(), T);
   CHECK_CUDA_LAUNCH();
   for (std::int64_t c0 = 0; c0 < V; c0 += chunk) {
     const std::int64_t n = std::min(chunk, V - c0);
-    chunk_logits(h, w, T, D, c0, n, logits.as<float>(), st);
+    chunk_logits(operands, w, T, D, c0, n, logits.as<float>(), st);
     lse_update_kernel<<<static_cast<unsigned>(T), kThreads, 0, st>>>(logits.as<float>(), n, c0, V, targets,
                                                                        entropy != nullptr, state.as<LseState>());
     CHECK_CUDA_LAUNCH();
@@ -240,30 +278,32 @@ void logprob_head_forward(const float* h, const float* w, const std::int32_t* ta
 
 void logprob_head_backward(const float* dlogp, const float* h, const float* w, const std::int32_t* targets,
                            const float* lse, float* dh, float* dw, std::int64_t T, std::int64_t D, std::int64_t V,
-                           std::int64_t chunk, void* stream) {
+                           std::int64_t chunk, bool bf16, void* stream) {
   if (T == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
+  HeadOperands operands(h, T, D, chunk, bf16, st);
   DeviceScratch grad(static_cast<std::size_t>(T * chunk) * sizeof(float), st);  // [T, chunk]
   float* g = grad.as<float>();
   for (std::int64_t c0 = 0; c0 < V; c0 += chunk) {
     const std::int64_t n = std::min(chunk, V - c0);
-    chunk_logits(h, w, T, D, c0, n, g, st);
+    const GemmOperand wc = operands.w_chunk(w, c0, n);
+    gemm_rowmajor(false, true, T, n, D, operands.h(), wc, g, 0.0f, st);  // the chunk's logits again
     const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(ceil_div(n, kThreads)));
     logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, n, c0, V, dlogp, lse, targets);
     CHECK_CUDA_LAUNCH();
     // dh (=, then +=) g w_chunk;  dw_chunk += g^T h
-    gemm_rowmajor(false, false, T, D, n, GemmOperand{g, DType::F32}, GemmOperand{w + c0 * D, DType::F32}, dh,
-                  c0 == 0 ? 0.0f : 1.0f, st);
-    gemm_rowmajor(true, false, n, D, T, GemmOperand{g, DType::F32}, GemmOperand{h, DType::F32}, dw + c0 * D, 1.0f,
-                  st);
+    const GemmOperand gc = operands.grad(g, T * n);
+    gemm_rowmajor(false, false, T, D, n, gc, wc, dh, c0 == 0 ? 0.0f : 1.0f, st);
+    gemm_rowmajor(true, false, n, D, T, gc, operands.h(), dw + c0 * D, 1.0f, st);
   }
 }
 
 void logprob_head_topk(const float* h, const float* w, std::int64_t k, std::int32_t* ids, float* logp,
-                       std::int64_t T, std::int64_t D, std::int64_t V, std::int64_t chunk, void* stream) {
+                       std::int64_t T, std::int64_t D, std::int64_t V, std::int64_t chunk, bool bf16, void* stream) {
   if (T == 0 || k == 0) return;
   CRUCIBLE_CHECK(V <= INT32_MAX, "logprob_head_topk: a vocabulary of ", V, " exceeds 32-bit ids");
   auto st = static_cast<cudaStream_t>(stream);
+  HeadOperands operands(h, T, D, chunk, bf16, st);
   DeviceScratch logits(static_cast<std::size_t>(T * chunk) * sizeof(float), st);  // [T, chunk]
   DeviceScratch state(static_cast<std::size_t>(T) * sizeof(LseState), st);         // [T]
   // Two running lists [T, k] (values, ids), read one and write the other per chunk.
@@ -277,7 +317,7 @@ void logprob_head_topk(const float* h, const float* w, std::int64_t k, std::int3
   std::int64_t k_have = 0;
   for (std::int64_t c0 = 0; c0 < V; c0 += chunk) {
     const std::int64_t n = std::min(chunk, V - c0);
-    chunk_logits(h, w, T, D, c0, n, logits.as<float>(), st);
+    chunk_logits(operands, w, T, D, c0, n, logits.as<float>(), st);
     lse_update_kernel<<<static_cast<unsigned>(T), kThreads, 0, st>>>(logits.as<float>(), n, c0, V, nullptr, false,
                                                                        state.as<LseState>());
     CHECK_CUDA_LAUNCH();

@@ -36,6 +36,11 @@
 //                        (M^T |h|)[j, d] + 2 (T + 1) u |dw0[j, d]|
 //            M|w| and M^T|h| come from FP32 GEMMs on the GPU (their own relative error,
 //            < V u < 1%, is covered by a factor 1.01). The backward is fed the CPU's lse.
+// BF16 operands (LogprobHeadOptions::bf16), general regime: h and w are drawn already
+// BF16-rounded, so the rounding of the operands is the identity and each BF16 product is
+// exact in FP32: the logits' bounds above hold as they are. The backward rounds the
+// logits gradient to BF16 on each side; sides whose g differ by the bound above may round
+// to neighbouring BF16 values, one BF16 ulp (2^-8 relative) apart: 2^-8 M joins rho.
 // Determinism: a second GPU run of the forward and the backward gives the same bits.
 #include <algorithm>
 #include <cmath>
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "core/device_memory.h"
+#include "core/numerics.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/linear.h"
 #include "kernels/logprob_head.h"
@@ -71,7 +77,7 @@ struct HeadInputs {
   Tensor h, w, targets, dlogp, dw0;
 };
 
-HeadInputs make_inputs(const gpu_cases::HeadCase& c, bool exact, std::uint64_t seed) {
+HeadInputs make_inputs(const gpu_cases::HeadCase& c, bool exact, bool bf16, std::uint64_t seed) {
   const std::int64_t T = c.tokens, D = c.hidden, V = c.vocab;
   HeadInputs in;
   if (exact) {
@@ -84,6 +90,9 @@ HeadInputs make_inputs(const gpu_cases::HeadCase& c, bool exact, std::uint64_t s
     const float a = 9.0f / std::sqrt(static_cast<float>(D));  // logits of std ~3
     in.h = uniform_tensor(Shape{T, D}, seed, "h");
     in.w = uniform_tensor(Shape{V, D}, seed + 1, "w", -a, a);
+    if (bf16)
+      for (Tensor* t : {&in.h, &in.w})
+        for (float& v : t->span<float>()) v = bf16_to_f32(f32_to_bf16(v));
   }
   in.targets = Tensor(Shape{T}, DType::I32, Device::cpu(), "targets");
   SplitMix rng{seed + 2};
@@ -101,15 +110,16 @@ TEST_CASE("logprob head: CUDA forward, backward and top-k match the CPU twin", "
   REQUIRE(cuda_device_count() > 0);
   std::uint64_t seed = 8000;
   for (const gpu_cases::HeadCase& c : gpu_cases::kHeadCases) {
-    for (const bool exact : {true, false}) {
+    for (const auto& [exact, bf16] : {std::pair{true, false}, std::pair{false, false}, std::pair{false, true}}) {
       const std::int64_t T = c.tokens, D = c.hidden, V = c.vocab, n = std::min(c.chunk, V);
       const std::int64_t n_chunks = (V + n - 1) / n;
-      const std::string name = std::string(c.name) + (exact ? " (exact logits)" : " (general)");
-      const HeadInputs in = make_inputs(c, exact, seed);
+      const std::string name = std::string(c.name) + (exact ? " (exact logits)" : bf16 ? " (general, bf16)" : " (general)");
+      const HeadInputs in = make_inputs(c, exact, bf16, seed);
       seed += 5;
       ops::LogprobHeadOptions opts;
       opts.chunk = c.chunk;
       opts.entropy = true;
+      opts.bf16 = bf16;
 
       // CPU reference.
       Tensor logp(Shape{T}, DType::F32, Device::cpu(), "logp"), lse(Shape{T}, DType::F32, Device::cpu(), "lse"),
@@ -151,7 +161,7 @@ TEST_CASE("logprob head: CUDA forward, backward and top-k match the CPU twin", "
         X[t] = static_cast<double>(*hi) - *lo;
         Emax[t] = exact ? 0.0 : e_coef * *std::max_element(S.data<float>() + t * V, S.data<float>() + (t + 1) * V);
         Etg[t] = exact ? 0.0 : e_coef * S.data<float>()[t * V + tgt[t]];
-        rho[t] = kU * (8 + 2 * (X[t] + std::log(static_cast<double>(V)))) + 2 * Emax[t];
+        rho[t] = kU * (8 + 2 * (X[t] + std::log(static_cast<double>(V)))) + 2 * Emax[t] + (bf16 ? 0x1p-8 : 0.0);
         rho_max = std::max(rho_max, rho[t]);
         const double g = std::fabs(in.dlogp.data<float>()[t]), l = lse.data<float>()[t];
         float* m = M.data<float>() + t * V;
