@@ -1,12 +1,18 @@
 // rollout/generator.cpp: prefill, decode loop, sampling, stop rules.
+//
+// Hidden states, logits and the sampling (ops::sample_tokens) stay on the model's
+// device; per step only each sequence's uniform goes there and its token and log-prob
+// come back. The uniforms are drawn here, one per sampled token (none when greedy),
+// from the sequence's own stream.
 #include "rollout/generator.h"
 
 #include <algorithm>
-#include <cmath>
 #include <numeric>
 
 #include "core/rng.h"
 #include "kernels/linear.h"
+#include "kernels/sampling.h"
+#include "kernels/tensor_ops.h"
 #include "rollout/cached_forward.h"
 
 namespace crucible::rollout {
@@ -33,42 +39,6 @@ Generator::Generator(Transformer& model, std::int64_t max_batch, std::int64_t ca
 
 namespace {
 
-// Samples from one row of logits [V]; returns the token.
-std::int32_t sample(const float* logits, std::int64_t V, const SamplingParams& p, Rng& rng) {
-  if (p.temperature == 0) return static_cast<std::int32_t>(std::max_element(logits, logits + V) - logits);
-  std::vector<std::int32_t> order(static_cast<std::size_t>(V));
-  std::iota(order.begin(), order.end(), 0);
-  // Candidates by descending logit (ties: lower id first) - deterministic.
-  std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return logits[a] > logits[b]; });
-  std::int64_t n = V;
-  if (p.top_k > 0) n = std::min(n, p.top_k);
-  const double mx = logits[order[0]];
-  std::vector<double> prob(static_cast<std::size_t>(n));
-  double sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += (prob[i] = std::exp((logits[order[i]] - mx) / p.temperature));
-  if (p.top_p < 1) {  // smallest prefix whose mass reaches top_p
-    double acc = 0;
-    std::int64_t keep = 0;
-    while (keep < n && acc < p.top_p * sum) acc += prob[keep++];
-    n = std::max<std::int64_t>(keep, 1);
-    sum = acc;
-  }
-  double u = rng.uniform_double() * sum;
-  for (std::int64_t i = 0; i < n; ++i) {
-    u -= prob[i];
-    if (u < 0) return order[i];
-  }
-  return order[n - 1];
-}
-
-double log_softmax_at(const float* logits, std::int64_t V, std::int32_t token) {
-  double mx = logits[0];
-  for (std::int64_t i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
-  double sum = 0;
-  for (std::int64_t i = 0; i < V; ++i) sum += std::exp(logits[i] - mx);
-  return logits[token] - mx - std::log(sum);
-}
-
 bool ends_with(const std::vector<std::int32_t>& s, const std::vector<std::int32_t>& tail) {
   return !tail.empty() && s.size() >= tail.size() && std::equal(tail.rbegin(), tail.rend(), s.rbegin());
 }
@@ -82,6 +52,8 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
   const std::int64_t V = c.vocab_size;
   std::vector<Completion> out(prompts.size());
   const Tensor head = model_.head_weight();
+  const Device dev = head.device();
+  const ops::SamplingOptions sampling{p.temperature, p.top_p, p.top_k};
   // Prompts run in waves of at most `slots` sequences.
   for (std::size_t first = 0; first < prompts.size(); first += static_cast<std::size_t>(cache_.slots)) {
     const std::size_t count = std::min(prompts.size() - first, static_cast<std::size_t>(cache_.slots));
@@ -99,34 +71,39 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       rngs.emplace_back(p.seed, p.stream_base + first + i);
       chunks.push_back({static_cast<std::int64_t>(i), prompt});
     }
-    Tensor hf = on_host(forward_cached(model_, cache_, chunks));
-    // The hidden state of each sequence's last token predicts its first new token.
-    std::vector<std::int64_t> last_row;
-    std::int64_t row = -1;
-    for (const Chunk& ch : chunks) last_row.push_back(row += static_cast<std::int64_t>(ch.tokens.size()));
+    // The hidden state of each sequence's last prompt token predicts its first new token.
+    Tensor hf = forward_cached(model_, cache_, chunks);  // [Σ prompt tokens, H]
+    {
+      Tensor last_row(Shape{static_cast<std::int64_t>(count)}, DType::I32, Device::cpu(), "last_row");
+      std::int32_t row = -1;
+      for (std::size_t i = 0; i < count; ++i)
+        last_row.data<std::int32_t>()[i] = row += static_cast<std::int32_t>(chunks[i].tokens.size());
+      Tensor h_last(Shape{static_cast<std::int64_t>(count), c.hidden_size}, DType::F32, hf.device(), "h_last");
+      ops::gather_rows(hf, on_device(last_row, hf.device()), h_last);
+      hf = h_last;  // [count, H]: row i is sequence i; decode steps keep one row per active sequence
+    }
     std::vector<std::size_t> active(count);
     std::iota(active.begin(), active.end(), 0);
     while (!active.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(active.size());
-      // The last rows are gathered and the logits sampled on the host; the head GEMM
-      // runs where the model lives, in the precision of the trainer's head.
-      Tensor h_last(Shape{n, c.hidden_size}, DType::F32);
-      for (std::int64_t i = 0; i < n; ++i)
-        std::copy_n(hf.data<float>() + last_row[i] * c.hidden_size, c.hidden_size,
-                    h_last.data<float>() + i * c.hidden_size);
-      Tensor logits(Shape{n, V}, DType::F32, head.device());
-      ops::gemm_nt(on_device(h_last, head.device()), head, logits, 0.0f,
+      Tensor logits(Shape{n, V}, DType::F32, dev, "logits");  // [n, V]
+      // The head GEMM in the precision of the trainer's head.
+      ops::gemm_nt(on_device(hf, dev), head, logits, 0.0f,
                    model_.head_options().bf16 ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
-      logits = on_host(logits);
+      Tensor u(Shape{n}, DType::F64, Device::cpu(), "u");  // [n] one uniform per sampled token
+      if (p.temperature != 0)
+        for (std::int64_t i = 0; i < n; ++i) u.data<double>()[i] = rngs[active[i]].uniform_double();
+      Tensor tokens_d(Shape{n}, DType::I32, dev, "tokens"), logprobs_d(Shape{n}, DType::F32, dev, "logprobs");
+      ops::sample_tokens(logits, on_device(u, dev), sampling, tokens_d, logprobs_d);
+      const Tensor tokens = on_host(tokens_d), logprobs = on_host(logprobs_d);
       std::vector<Chunk> next;
       std::vector<std::size_t> still;
       for (std::int64_t i = 0; i < n; ++i) {
         const std::size_t s = active[i];
         Completion& comp = out[first + s];
-        const float* lg = logits.data<float>() + i * V;
-        const std::int32_t tok = sample(lg, V, p, rngs[s]);
+        const std::int32_t tok = tokens.data<std::int32_t>()[i];
         comp.tokens.push_back(tok);
-        comp.logprobs.push_back(static_cast<float>(log_softmax_at(lg, V, tok)));
+        comp.logprobs.push_back(logprobs.data<float>()[i]);
         bool done = false;
         if (std::find(p.eos_ids.begin(), p.eos_ids.end(), tok) != p.eos_ids.end()) {
           comp.finish = FinishReason::Eos;
@@ -146,9 +123,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       }
       active = std::move(still);
       if (active.empty()) break;
-      hf = on_host(forward_cached(model_, cache_, next));
-      last_row.resize(active.size());
-      std::iota(last_row.begin(), last_row.end(), 0);
+      hf = forward_cached(model_, cache_, next);  // [n', H], one row per active sequence
     }
   }
   return out;

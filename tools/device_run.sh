@@ -24,6 +24,11 @@ if [ "${1:-}" = "--prepare" ]; then
   rm -rf "$stage" && mkdir -p "$stage/lib"
   cp build-cuda/crucible build-cuda/tests/test_gpu build-cuda/bench/bench_gpu_* "$stage/"
   cp -L /usr/lib/x86_64-linux-gnu/libtomlplusplus.so.3 "$stage/lib/"
+  # configs/h100.toml's tokenizer, where ../shared has it (the device sees the working
+  # tree only): run it there with --set task.tokenizer=build-cuda/stage/deepseek_v3.
+  if [ -f ../shared/data/tokenizers/deepseek_v3/tokenizer.json ]; then
+    cp -r ../shared/data/tokenizers/deepseek_v3 "$stage/"
+  fi
   strip --strip-debug "$stage"/crucible "$stage"/test_gpu "$stage"/bench_gpu_*
   du -sh "$stage"
   exit 0
