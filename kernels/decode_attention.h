@@ -26,7 +26,7 @@
 // the other tokens of the batch.
 //   gqa_decode  FP32 CUDA cores; d <= 128 (any), Hq % Hkv == 0.
 //   mla_decode  BF16 tensor cores (q, the cache and the probabilities rounded to BF16
-//               RNE, FP32 accumulation and softmax); (R, P) in {(512, 64), (64, 16)}
+//               RNE, FP32 accumulation and softmax); (R, P) in {(512, 64), (256, 64), (64, 16)}
 //               (DeepSeek-V2/V3 and the tiny demo model), anything else fails loudly.
 // Slot or length values out of range: the CPU throws naming the token; CUDA prints and
 // traps (checking them on the host would cost a copy and a synchronization).

@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "core/profile.h"
+#include "kernels/elementwise.h"
+#include "kernels/grouped_linear.h"
 #include "kernels/moe_routing.h"
 #include "kernels/tensor_ops.h"
 
@@ -25,6 +27,28 @@ MoeParams moe_params(const ModelWeights& w, std::int64_t layer) {
 }
 
 namespace {
+
+namespace {
+
+// The routed experts' weights and gradients, projection by projection, for the grouped ops.
+struct ExpertWeights {
+  std::vector<Tensor> gate, up, down, gate_g, up_g, down_g;
+};
+
+ExpertWeights expert_weights(const MoeParams& p) {
+  ExpertWeights e;
+  for (const MlpParams& m : p.experts) {
+    e.gate.push_back(m.gate.w);
+    e.up.push_back(m.up.w);
+    e.down.push_back(m.down.w);
+    e.gate_g.push_back(m.gate.g);
+    e.up_g.push_back(m.up.g);
+    e.down_g.push_back(m.down.g);
+  }
+  return e;
+}
+
+}  // namespace
 
 ops::RoutingParams routing_params(const ModelConfig& c) {
   ops::RoutingParams r;
@@ -111,18 +135,21 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   if (c.n_shared_experts > 0) mlp_forward(p.shared, x, prec, y, s.shared);
   else ops::fill(y, 0.0f);
 
-  // Each expert runs on its contiguous band of the permuted rows.
-  part.reset();
-  part.emplace("moe.fwd.experts");
-  Tensor x_perm = activation(dev, T * k, H, "moe.x_perm");
-  ops::gather_rows(x, s.rows, x_perm);
-  s.expert_out = activation(dev, T * k, H, "moe.expert_out");
-  s.expert.assign(E, MlpSaved());
-  for (std::int64_t e = 0; e < E; ++e) {
-    if (s.load[e] == 0) continue;
-    Tensor out = s.expert_out.slice(s.offsets[e], s.offsets[e + 1]);
-    mlp_forward(p.experts[e], x_perm.slice(s.offsets[e], s.offsets[e + 1]), prec, out, s.expert[e]);
-  }
+  // The routed experts: each a SwiGLU MLP on its contiguous band of the permuted rows,
+  // as one grouped GEMM per projection over all experts (kernels/grouped_linear.h;
+  // exactly the per-expert linear ops).
+  const std::int64_t N = T * k, I = c.moe_intermediate_size;
+  const ExpertWeights ew = expert_weights(p);
+  s.x_perm = activation(dev, N, H, "moe.x_perm");
+  ops::gather_rows(x, s.rows, s.x_perm);
+  s.gate = activation(dev, N, I, "moe.gate");
+  s.up = activation(dev, N, I, "moe.up");
+  s.act = activation(dev, N, I, "moe.act");
+  s.expert_out = activation(dev, N, H, "moe.expert_out");
+  ops::grouped_linear_forward(s.x_perm, ew.gate, s.offsets, s.gate, prec);
+  ops::grouped_linear_forward(s.x_perm, ew.up, s.offsets, s.up, prec);
+  ops::swiglu_forward(s.gate, s.up, s.act);
+  ops::grouped_linear_forward(s.act, ew.down, s.offsets, s.expert_out, prec);
   part.reset();
   part.emplace("moe.fwd.combine");
   ops::moe_unpermute_combine(s.expert_out, s.position, s.topk_w, y);
@@ -148,12 +175,16 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
   Tensor dexpert_out = activation(dev, T * k, H, "moe.expert_dout");
   Tensor dtopk_w = activation(dev, T, k, "moe.dtopk_w");
   ops::moe_unpermute_combine_backward(dy, s.expert_out, s.position, s.topk_w, dexpert_out, dtopk_w);
-  Tensor dx_perm = activation(dev, T * k, H, "moe.expert_dx");
-  for (std::int64_t e = 0; e < E; ++e) {
-    if (s.load[e] == 0) continue;
-    Tensor dxe = dx_perm.slice(s.offsets[e], s.offsets[e + 1]);
-    mlp_backward(p.experts[e], dexpert_out.slice(s.offsets[e], s.offsets[e + 1]), s.expert[e], prec, dxe);
-  }
+  const std::int64_t N = T * k, I = c.moe_intermediate_size;
+  ExpertWeights ew = expert_weights(p);
+  Tensor dact = activation(dev, N, I, "moe.dact");
+  ops::grouped_linear_backward(dexpert_out, s.act, ew.down, s.offsets, dact, ew.down_g, prec);
+  Tensor dgate = activation(dev, N, I, "moe.dgate"), dup = activation(dev, N, I, "moe.dup");
+  ops::swiglu_backward(dact, s.gate, s.up, dgate, dup);
+  Tensor dx_perm = activation(dev, N, H, "moe.expert_dx"), dx_up = activation(dev, N, H, "moe.expert_dx_up");
+  ops::grouped_linear_backward(dgate, s.x_perm, ew.gate, s.offsets, dx_perm, ew.gate_g, prec);
+  ops::grouped_linear_backward(dup, s.x_perm, ew.up, s.offsets, dx_up, ew.up_g, prec);
+  ops::axpy(1.0f, dx_up, dx_perm);
   ops::scatter_add_rows(dx_perm, s.rows, Tensor(), dx);  // ascending permuted row = ascending expert
 
   part.reset();

@@ -33,7 +33,9 @@ struct MoeSaved {
   // [offsets[e], offsets[e + 1]) (host copy).
   Tensor rows, position;
   std::vector<std::int64_t> offsets;
-  std::vector<MlpSaved> expert;  // per expert (empty when it got no rows)
+  // The routed experts as grouped GEMMs over the permuted rows (expert e on its band):
+  Tensor x_perm;                 // [T k, H] the tokens, permuted
+  Tensor gate, up, act;          // [T k, I] gate and up projections, SwiGLU(gate, up)
   Tensor expert_out;             // [T k, H] unweighted expert outputs, permuted order
   MlpSaved shared;
   std::vector<std::int64_t> load;  // tokens per expert in this forward

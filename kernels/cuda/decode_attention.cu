@@ -659,7 +659,7 @@ void check_grid(std::int64_t T, const char* op) {
 }  // namespace
 
 bool mla_decode_dims_supported(std::int64_t R, std::int64_t P) {
-  return (R == 512 && P == 64) || (R == 64 && P == 16);
+  return (R == 512 && P == 64) || (R == 256 && P == 64) || (R == 64 && P == 16);
 }
 
 bool gqa_decode_dim_supported(std::int64_t d) { return d >= 1 && d <= 128; }
@@ -704,7 +704,8 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
                 const std::int32_t* slot, const std::int32_t* len, const DecodeShape& s, std::int64_t R,
                 std::int64_t P, float scale, float* out_lat, void* stream) {
   CRUCIBLE_CHECK(mla_decode_dims_supported(R, P), "mla_decode (CUDA): kv_lora_rank R = ", R, " and rope dim P = ", P,
-                 " have no kernel; supported (R, P): (512, 64) (DeepSeek-V2/V3), (64, 16) (tiny-deepseek-v3)");
+                 " have no kernel; supported (R, P): (512, 64) (DeepSeek-V2/V3), (256, 64) (h100-teacher), "
+                 "(64, 16) (tiny-deepseek-v3)");
   check_grid(s.T, "mla_decode");
   for (const void* ptr : {static_cast<const void*>(q_lat), static_cast<const void*>(q_rope), ckv, kpe,
                           static_cast<const void*>(out_lat)})
@@ -728,6 +729,9 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
     if (R == 512) {
       if (cache_bf16) launch_mla<512, 64, bf16>(p, s.T, st);
       else launch_mla<512, 64, float>(p, s.T, st);
+    } else if (R == 256) {
+      if (cache_bf16) launch_mla<256, 64, bf16>(p, s.T, st);
+      else launch_mla<256, 64, float>(p, s.T, st);
     } else {
       if (cache_bf16) launch_mla<64, 16, bf16>(p, s.T, st);
       else launch_mla<64, 16, float>(p, s.T, st);

@@ -7,10 +7,12 @@
 // host. FP32 transposes are freed (in stream order) as soon as their codes exist.
 #include "kernels/cuda/grouped_linear_cuda.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/linear_cuda.h"
@@ -175,9 +177,68 @@ void fp8_wgrad(const Tensor& dy, const Tensor& x, std::span<const std::int64_t> 
 
 }  // namespace
 
+namespace {
+
+// BF16 copies (RNE) in stream order: the operands that span all groups are rounded once,
+// not once per group (a DeepSeekMoE layer has hundreds of groups' GEMMs per step).
+DeviceScratch bf16_copy(const Tensor& t, cudaStream_t st) {
+  DeviceScratch out(static_cast<std::size_t>(t.numel()) * 2, st);
+  cast_f32_to_bf16(f32(t), out.as<std::uint16_t>(), t.numel(), st);
+  return out;
+}
+
+GemmOperand bf16_rows(const DeviceScratch& m, std::int64_t row0, std::int64_t cols) {
+  return GemmOperand{m.as<std::uint16_t>() + row0 * cols, DType::BF16};
+}
+
+// The widest weight [N, K] of the groups that have rows: one scratch serves them all.
+std::size_t weight_bytes(std::span<const Tensor> w) {
+  std::size_t most = 0;
+  for (const Tensor& t : w) most = std::max(most, static_cast<std::size_t>(t.numel()) * 2);
+  return most;
+}
+
+void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
+                  cudaStream_t st) {
+  const std::int64_t K = x.dim(1), N = y.dim(1);
+  const DeviceScratch xb = bf16_copy(x, st);
+  DeviceScratch wb(weight_bytes(w), st);
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;
+    cast_f32_to_bf16(f32(w[g]), wb.as<std::uint16_t>(), w[g].numel(), st);
+    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{wb.get(), DType::BF16},
+                  f32_mut(y) + r0 * N, 0.0f, st);
+  }
+}
+
+void bf16_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                   std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw, cudaStream_t st) {
+  const std::int64_t K = x.dim(1), N = dy.dim(1);
+  const DeviceScratch dyb = bf16_copy(dy, st), xb = bf16_copy(x, st);
+  DeviceScratch wb(weight_bytes(w), st);
+  for (std::size_t g = 0; g < w.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;  // dw_g += 0
+    if (dx.defined()) {    // dx_g [n, K] = dy_g [n, N] W_g [N, K]
+      cast_f32_to_bf16(f32(w[g]), wb.as<std::uint16_t>(), w[g].numel(), st);
+      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N), GemmOperand{wb.get(), DType::BF16},
+                    f32_mut(dx) + r0 * K, 0.0f, st);
+    }
+    // dw_g [N, K] += dy_g^T x_g
+    gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f, st);
+  }
+}
+
+}  // namespace
+
 void grouped_linear_forward_loop(const Tensor& x, std::span<const Tensor> w,
                                  std::span<const std::int64_t> offsets, Tensor& y, GemmPrecision p,
                                  const Stream& stream) {
+  if (p == GemmPrecision::Bf16) {
+    const DeviceGuard guard(x.device().index);
+    return bf16_forward(x, w, offsets, y, stream_on(stream, x.device(), "grouped_linear_forward"));
+  }
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
     if (r0 == r1) continue;
@@ -189,6 +250,10 @@ void grouped_linear_forward_loop(const Tensor& x, std::span<const Tensor> w,
 void grouped_linear_backward_loop(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                                   std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
                                   GemmPrecision p, const Stream& stream) {
+  if (p == GemmPrecision::Bf16) {
+    const DeviceGuard guard(x.device().index);
+    return bf16_backward(dy, x, w, offsets, dx, dw, stream_on(stream, x.device(), "grouped_linear_backward"));
+  }
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
     if (r0 == r1) continue;

@@ -12,7 +12,8 @@
 //                  tiles along the group's tokens), dw_g += in the same launch
 //         NOTE: the weights are re-quantized on every call (as ops::linear_* does); a training
 //         step could cache W's FP8 copy (and W^T's) across the MoE forward and backward.
-//   Fp32, Bf16  the per-group loop below (cuBLASLt; no grouped kernel for these yet).
+//   Fp32, Bf16  the per-group loop below (cuBLASLt; no grouped kernel for these yet);
+//               Bf16 rounds x (and dy) once for all groups, each W_g once per call.
 #pragma once
 
 #include <cstdint>
