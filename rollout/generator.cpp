@@ -48,6 +48,8 @@ bool ends_with(const std::vector<std::int32_t>& s, const std::vector<std::int32_
 std::vector<Completion> Generator::generate(const std::vector<std::vector<std::int32_t>>& prompts,
                                             const SamplingParams& p) {
   p.validate();
+  CRUCIBLE_CHECK(p.streams.empty() || p.streams.size() == prompts.size(), "generate: ", p.streams.size(),
+                 " streams for ", prompts.size(), " prompts (give one per prompt, or none)");
   const ModelConfig& c = model_.config();
   const std::int64_t V = c.vocab_size;
   std::vector<Completion> out(prompts.size());
@@ -68,7 +70,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       CRUCIBLE_USER_CHECK(static_cast<std::int64_t>(prompt.size()) + p.max_tokens <= cache_.capacity,
                           "prompt ", first + i, " (", prompt.size(), " tokens) + max_tokens (", p.max_tokens,
                           ") exceeds the generator capacity of ", cache_.capacity);
-      rngs.emplace_back(p.seed, p.stream_base + first + i);
+      rngs.emplace_back(p.seed, p.streams.empty() ? p.stream_base + first + i : p.streams[first + i]);
       chunks.push_back({static_cast<std::int64_t>(i), prompt});
     }
     // The hidden state of each sequence's last prompt token predicts its first new token.

@@ -30,9 +30,17 @@ struct SamplingParams {
   // slice of a global batch pass the slice's global offset, so results do not
   // depend on how the batch is split.
   std::uint64_t stream_base = 0;
+  // When set (one per prompt), prompt i draws from stream streams[i] instead: a batch of
+  // groups that are not contiguous in the global numbering (a rank's share of the
+  // prompts) keeps the streams each group would have had alone.
+  std::vector<std::uint64_t> streams;
 
   void validate() const;
 };
+
+// The most sequences the stages decode in one wave (a generator of more prompts than
+// slots runs them in waves): bounds the [n, vocab] logits and the sampler's scratch.
+inline constexpr std::int64_t kMaxDecodeBatch = 512;
 
 enum class FinishReason : std::uint8_t { Eos, Stop, Length };
 const char* finish_reason_name(FinishReason r);

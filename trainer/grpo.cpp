@@ -2,7 +2,9 @@
 #include "trainer/grpo.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "core/error.h"
 #include "trainer/sft.h"
@@ -94,12 +96,30 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
   sp.eos_ids = {env.eos_id()};
   sp.seed = seed * 1000003ull + static_cast<std::uint64_t>(step);
   std::vector<std::string> component_names;
+  // All of this rank's groups decode as one batch; group j, sample g draws from Philox
+  // stream j G + g whatever the batch (rollout/generator.h), as when generated alone.
+  std::vector<PromptItem> prompts;
+  std::vector<std::vector<std::int32_t>> batch;
+  std::int64_t longest = 0;
   for (std::int64_t j = rank; j < c.prompts_per_step; j += world) {
-    const PromptItem prompt = env.prompt(static_cast<std::uint64_t>(first_prompt + step * c.prompts_per_step + j),
-                                         data::Split::Train);
-    rollout::Generator gen(policy, G, static_cast<std::int64_t>(prompt.ids.size()) + c.max_new_tokens);
-    sp.stream_base = static_cast<std::uint64_t>(j * G);
-    const auto outs = gen.generate(std::vector<std::vector<std::int32_t>>(static_cast<std::size_t>(G), prompt.ids), sp);
+    prompts.push_back(env.prompt(static_cast<std::uint64_t>(first_prompt + step * c.prompts_per_step + j),
+                                 data::Split::Train));
+    for (std::int64_t g = 0; g < G; ++g) {
+      batch.push_back(prompts.back().ids);
+      sp.streams.push_back(static_cast<std::uint64_t>(j * G + g));
+    }
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts.back().ids.size()));
+  }
+  std::vector<rollout::Completion> all;
+  if (!batch.empty()) {
+    rollout::Generator gen(policy, std::min<std::int64_t>(static_cast<std::int64_t>(batch.size()), rollout::kMaxDecodeBatch),
+                           longest + c.max_new_tokens);
+    all = gen.generate(batch, sp);
+  }
+  for (std::size_t pi = 0; pi < prompts.size(); ++pi) {
+    const PromptItem& prompt = prompts[pi];
+    const std::span<const rollout::Completion> outs(all.data() + pi * static_cast<std::size_t>(G),
+                                                    static_cast<std::size_t>(G));
     std::vector<double> rewards;
     for (const auto& o : outs) {
       std::vector<std::int32_t> content(o.tokens.begin(), o.tokens.end());

@@ -1,7 +1,9 @@
 // trainer/stage_rl.cpp: GRPO, SFT+RL and rejection sampling.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <span>
 
 #include "checkpoints/model_file.h"
 
@@ -121,16 +123,34 @@ json::Value run_rejection_stage(RunContext& ctx, const StageSpec& spec, std::int
   const Scorer& scorer = ctx.scorer("correctness=1,format=1,language_consistency=1");
   std::vector<json::Value> mine;
   double counts[6] = {0, 0, 0, 0, 0, 0};  // samples, accepted, correct, formatted, language ok, length ok
+  // All of this rank's prompts decode as one batch; prompt j, sample i draws from Philox
+  // stream j samples_per_prompt + i whatever the batch (rollout/generator.h).
+  rollout::SamplingParams sp;
+  sp.temperature = c.temperature;
+  sp.max_tokens = c.max_new_tokens;
+  sp.eos_ids = {ctx.env().eos_id()};
+  sp.seed = ctx.config().seed * 31 + static_cast<std::uint64_t>(index);
+  std::vector<PromptItem> prompts;
+  std::vector<std::vector<std::int32_t>> batch;
+  std::int64_t longest = 0;
   for (std::int64_t j = comm.rank(); j < c.prompts; j += comm.world()) {
-    const PromptItem p = ctx.env().prompt(static_cast<std::uint64_t>(c.first_prompt + j), data::Split::Train);
-    rollout::Generator gen(model, c.samples_per_prompt, static_cast<std::int64_t>(p.ids.size()) + c.max_new_tokens);
-    rollout::SamplingParams sp;
-    sp.temperature = c.temperature;
-    sp.max_tokens = c.max_new_tokens;
-    sp.eos_ids = {ctx.env().eos_id()};
-    sp.seed = ctx.config().seed * 31 + static_cast<std::uint64_t>(index);
-    sp.stream_base = static_cast<std::uint64_t>(j * c.samples_per_prompt);
-    const auto outs = gen.generate(std::vector<std::vector<std::int32_t>>(static_cast<std::size_t>(c.samples_per_prompt), p.ids), sp);
+    prompts.push_back(ctx.env().prompt(static_cast<std::uint64_t>(c.first_prompt + j), data::Split::Train));
+    for (std::int64_t i = 0; i < c.samples_per_prompt; ++i) {
+      batch.push_back(prompts.back().ids);
+      sp.streams.push_back(static_cast<std::uint64_t>(j * c.samples_per_prompt + i));
+    }
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts.back().ids.size()));
+  }
+  std::vector<rollout::Completion> all;
+  if (!batch.empty()) {
+    rollout::Generator gen(model, std::min<std::int64_t>(static_cast<std::int64_t>(batch.size()), rollout::kMaxDecodeBatch),
+                           longest + c.max_new_tokens);
+    all = gen.generate(batch, sp);
+  }
+  for (std::size_t pi = 0; pi < prompts.size(); ++pi) {
+    const PromptItem& p = prompts[pi];
+    const std::span<const rollout::Completion> outs(all.data() + pi * static_cast<std::size_t>(c.samples_per_prompt),
+                                                    static_cast<std::size_t>(c.samples_per_prompt));
     for (const auto& o : outs) {
       std::vector<std::int32_t> content = o.tokens;
       const bool eos = !content.empty() && content.back() == ctx.env().eos_id();

@@ -148,7 +148,8 @@ json::Value run_distill_stage(RunContext& ctx, const StageSpec& spec, std::int64
     const Scorer& scorer = ctx.scorer("correctness=1");
     auto& comm = ctx.comm();
     std::vector<std::pair<std::string, std::string>> mine;
-    const std::int64_t batch = 16;
+    // Prompts decoded together per rank (prompt i draws from stream i whatever the batch).
+    const std::int64_t batch = 128;
     for (std::int64_t first = 0; first < c.traces; first += batch * comm.world()) {
       std::vector<PromptItem> prompts;
       for (std::int64_t i = first + comm.rank() * batch; i < std::min(c.traces, first + (comm.rank() + 1) * batch); ++i)

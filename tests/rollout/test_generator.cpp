@@ -112,6 +112,20 @@ TEST_CASE("generator: seeds reproduce, batch composition does not matter, log-pr
     REQUIRE(a[i].tokens.size() == 10);
     REQUIRE(a[i].finish == FinishReason::Length);
   }
+  // Explicit streams: the prompts in another order, each with the stream it had above
+  // (a rank's share of groups batched together), give the same tokens and log-probs.
+  {
+    SamplingParams ss = sp;
+    ss.streams = {2, 0, 1};
+    const std::vector<std::vector<std::int32_t>> shuffled{prompts[2], prompts[0], prompts[1]};
+    const auto e = gen.generate(shuffled, ss);
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      REQUIRE(e[i].tokens == a[ss.streams[i]].tokens);
+      REQUIRE(e[i].logprobs == a[ss.streams[i]].logprobs);
+    }
+    ss.streams = {0, 1};
+    REQUIRE_THROWS_WITH(gen.generate(prompts, ss), Catch::Contains("2 streams for 3 prompts"));
+  }
   sp.seed = 43;
   const auto d = gen.generate(prompts, sp);
   bool any_diff = false;
