@@ -113,7 +113,8 @@ TEST_CASE("generator: seeds reproduce, batch composition does not matter, log-pr
     REQUIRE(a[i].finish == FinishReason::Length);
   }
   // Explicit streams: the prompts in another order, each with the stream it had above
-  // (a rank's share of groups batched together), give the same tokens and log-probs.
+  // (a rank's share of groups batched together), give the same tokens (and log-probs up
+  // to the last bits: the GEMMs see another batch).
   {
     SamplingParams ss = sp;
     ss.streams = {2, 0, 1};
@@ -121,7 +122,8 @@ TEST_CASE("generator: seeds reproduce, batch composition does not matter, log-pr
     const auto e = gen.generate(shuffled, ss);
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       REQUIRE(e[i].tokens == a[ss.streams[i]].tokens);
-      REQUIRE(e[i].logprobs == a[ss.streams[i]].logprobs);
+      for (std::size_t t = 0; t < e[i].logprobs.size(); ++t)  // GEMM rows of another batch: last bits
+        REQUIRE(std::abs(e[i].logprobs[t] - a[ss.streams[i]].logprobs[t]) < 1e-5f);
     }
     ss.streams = {0, 1};
     REQUIRE_THROWS_WITH(gen.generate(prompts, ss), Catch::Contains("2 streams for 3 prompts"));
