@@ -27,6 +27,19 @@ const char* const kDeepseekV3Regexes[] = {
     R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
 };
 
+// A regex with its control characters written as escapes: tokenizer.json files spell
+// the same pattern either way (DeepSeek-V3's holds a raw CR LF where Qwen's holds "\r\n").
+std::string escape_controls(const std::string& re) {
+  std::string out;
+  for (const char ch : re) {
+    if (ch == '\r') out += "\\r";
+    else if (ch == '\n') out += "\\n";
+    else if (ch == '\t') out += "\\t";
+    else out += ch;
+  }
+  return out;
+}
+
 // The Split regexes and ByteLevel steps of a pre_tokenizer, in order.
 void collect(const json::Value& p, std::vector<std::string>& splits, int& byte_level, bool& byte_level_regex) {
   if (!p.is_object()) return;
@@ -40,7 +53,9 @@ void collect(const json::Value& p, std::vector<std::string>& splits, int& byte_l
     const json::Value* pat = p.find("pattern");
     const json::Value* re = pat && pat->is_object() ? pat->find("Regex") : nullptr;
     const json::Value* str = pat && pat->is_object() ? pat->find("String") : nullptr;
-    splits.push_back(re && re->is_string() ? re->as_string() : str && str->is_string() ? "<string>" + str->as_string() : "?");
+    splits.push_back(re && re->is_string()    ? escape_controls(re->as_string())
+                     : str && str->is_string() ? "<string>" + str->as_string()
+                                               : "?");
   } else if (t == "ByteLevel") {
     ++byte_level;
     const json::Value* r = p.find("use_regex");

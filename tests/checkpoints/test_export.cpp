@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -324,6 +325,19 @@ TEST_CASE("HF tokenizer files are copied; GGUF vocab, merges and pre come from t
   // An unknown pre-tokenizer is refused unless named.
   json::Value odd = json::parse(R"({"type":"Whitespace"})");
   CHECK_THROWS_WITH(detect_gguf_pre(odd, "x/tokenizer.json"), Catch::Contains("gguf_pre"));
+  // The real tokenizers' pre_tokenizers name llama.cpp's: DeepSeek-V3 spells CR LF in its
+  // regexes as raw characters, Qwen3 and Llama 3.1 as escapes.
+  {
+    const char* dir = std::getenv("CRUCIBLE_TOKENIZER_DIR");
+    const std::string base = dir ? dir : "/work/shared/data/tokenizers";
+    for (const auto& [model, pre] : {std::pair{"deepseek_v3", "deepseek-v3"}, std::pair{"qwen3", "qwen2"},
+                                     std::pair{"llama3_1", "llama-bpe"}}) {
+      const std::string path = base + "/" + model + "/tokenizer.json";
+      INFO(path);
+      REQUIRE(fs::is_regular_file(path));
+      CHECK(detect_gguf_pre(json::parse_file(path).at("pre_tokenizer"), path) == pre);
+    }
+  }
   fs::remove_all(src);
   fs::remove_all(out);
 }
