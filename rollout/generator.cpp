@@ -131,4 +131,25 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
   return out;
 }
 
+std::vector<Completion> generate_groups(Transformer& model, const std::vector<std::vector<std::int32_t>>& prompts,
+                                        const std::vector<std::int64_t>& index, std::int64_t per_prompt,
+                                        SamplingParams sp) {
+  CRUCIBLE_CHECK(index.size() == prompts.size() && per_prompt > 0, "generate_groups: ", prompts.size(),
+                 " prompts with ", index.size(), " indices and ", per_prompt, " completions each");
+  std::vector<std::vector<std::int32_t>> batch;
+  sp.streams.clear();
+  std::int64_t longest = 0;
+  for (std::size_t p = 0; p < prompts.size(); ++p) {
+    for (std::int64_t i = 0; i < per_prompt; ++i) {
+      batch.push_back(prompts[p]);
+      sp.streams.push_back(static_cast<std::uint64_t>(index[p] * per_prompt + i));
+    }
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts[p].size()));
+  }
+  if (batch.empty()) return {};
+  Generator gen(model, std::min<std::int64_t>(static_cast<std::int64_t>(batch.size()), kMaxDecodeBatch),
+                longest + sp.max_tokens);
+  return gen.generate(batch, sp);
+}
+
 }  // namespace crucible::rollout

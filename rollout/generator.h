@@ -64,4 +64,12 @@ class Generator {
   KvCache cache_;
 };
 
+// `per_prompt` completions of each prompt, all decoded as one batch (in waves of
+// kMaxDecodeBatch): completion i of prompts[p] is out[p * per_prompt + i] and draws from
+// Philox stream index[p] * per_prompt + i (index: the prompt's global number), so a
+// rank's share of the groups samples what each group would alone. sp.streams is set here.
+std::vector<Completion> generate_groups(Transformer& model, const std::vector<std::vector<std::int32_t>>& prompts,
+                                        const std::vector<std::int64_t>& index, std::int64_t per_prompt,
+                                        SamplingParams sp);
+
 }  // namespace crucible::rollout

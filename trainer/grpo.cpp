@@ -96,26 +96,17 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
   sp.eos_ids = {env.eos_id()};
   sp.seed = seed * 1000003ull + static_cast<std::uint64_t>(step);
   std::vector<std::string> component_names;
-  // All of this rank's groups decode as one batch; group j, sample g draws from Philox
-  // stream j G + g whatever the batch (rollout/generator.h), as when generated alone.
+  // All of this rank's groups decode as one batch (rollout::generate_groups).
   std::vector<PromptItem> prompts;
-  std::vector<std::vector<std::int32_t>> batch;
-  std::int64_t longest = 0;
+  std::vector<std::vector<std::int32_t>> ids;
+  std::vector<std::int64_t> numbers;
   for (std::int64_t j = rank; j < c.prompts_per_step; j += world) {
     prompts.push_back(env.prompt(static_cast<std::uint64_t>(first_prompt + step * c.prompts_per_step + j),
                                  data::Split::Train));
-    for (std::int64_t g = 0; g < G; ++g) {
-      batch.push_back(prompts.back().ids);
-      sp.streams.push_back(static_cast<std::uint64_t>(j * G + g));
-    }
-    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts.back().ids.size()));
+    ids.push_back(prompts.back().ids);
+    numbers.push_back(j);
   }
-  std::vector<rollout::Completion> all;
-  if (!batch.empty()) {
-    rollout::Generator gen(policy, std::min<std::int64_t>(static_cast<std::int64_t>(batch.size()), rollout::kMaxDecodeBatch),
-                           longest + c.max_new_tokens);
-    all = gen.generate(batch, sp);
-  }
+  const std::vector<rollout::Completion> all = rollout::generate_groups(policy, ids, numbers, G, sp);
   for (std::size_t pi = 0; pi < prompts.size(); ++pi) {
     const PromptItem& prompt = prompts[pi];
     const std::span<const rollout::Completion> outs(all.data() + pi * static_cast<std::size_t>(G),

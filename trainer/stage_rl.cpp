@@ -123,30 +123,21 @@ json::Value run_rejection_stage(RunContext& ctx, const StageSpec& spec, std::int
   const Scorer& scorer = ctx.scorer("correctness=1,format=1,language_consistency=1");
   std::vector<json::Value> mine;
   double counts[6] = {0, 0, 0, 0, 0, 0};  // samples, accepted, correct, formatted, language ok, length ok
-  // All of this rank's prompts decode as one batch; prompt j, sample i draws from Philox
-  // stream j samples_per_prompt + i whatever the batch (rollout/generator.h).
+  // All of this rank's prompts decode as one batch (rollout::generate_groups).
   rollout::SamplingParams sp;
   sp.temperature = c.temperature;
   sp.max_tokens = c.max_new_tokens;
   sp.eos_ids = {ctx.env().eos_id()};
   sp.seed = ctx.config().seed * 31 + static_cast<std::uint64_t>(index);
   std::vector<PromptItem> prompts;
-  std::vector<std::vector<std::int32_t>> batch;
-  std::int64_t longest = 0;
+  std::vector<std::vector<std::int32_t>> ids;
+  std::vector<std::int64_t> numbers;
   for (std::int64_t j = comm.rank(); j < c.prompts; j += comm.world()) {
     prompts.push_back(ctx.env().prompt(static_cast<std::uint64_t>(c.first_prompt + j), data::Split::Train));
-    for (std::int64_t i = 0; i < c.samples_per_prompt; ++i) {
-      batch.push_back(prompts.back().ids);
-      sp.streams.push_back(static_cast<std::uint64_t>(j * c.samples_per_prompt + i));
-    }
-    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts.back().ids.size()));
+    ids.push_back(prompts.back().ids);
+    numbers.push_back(j);
   }
-  std::vector<rollout::Completion> all;
-  if (!batch.empty()) {
-    rollout::Generator gen(model, std::min<std::int64_t>(static_cast<std::int64_t>(batch.size()), rollout::kMaxDecodeBatch),
-                           longest + c.max_new_tokens);
-    all = gen.generate(batch, sp);
-  }
+  const std::vector<rollout::Completion> all = rollout::generate_groups(model, ids, numbers, c.samples_per_prompt, sp);
   for (std::size_t pi = 0; pi < prompts.size(); ++pi) {
     const PromptItem& p = prompts[pi];
     const std::span<const rollout::Completion> outs(all.data() + pi * static_cast<std::size_t>(c.samples_per_prompt),
