@@ -1,10 +1,16 @@
 // launch/cmd_config.cpp: `crucible config FILE [--set k=v]...`: validate, print resolved TOML.
+// A pipeline config ([task], [models], [stages]: what `crucible run` takes) resolves as
+// `crucible run --print-config` does; otherwise FILE is a single-model config
+// ([run], [log], [model]).
+#include <toml++/toml.h>
+
 #include <cstdio>
 
 #include "core/error.h"
 #include "launch/args.h"
 #include "launch/commands.h"
 #include "launch/model_config_fields.h"
+#include "launch/run_config.h"
 #include "launch/run_options.h"
 
 namespace crucible::launch {
@@ -12,12 +18,19 @@ namespace crucible::launch {
 int cmd_config(const CommandContext& ctx, const std::vector<std::string>& args) {
   std::string file;
   std::vector<std::string> sets;
-  ArgParser p("config", "Validate a run config (every key, type and range) and print it back resolved, as TOML.");
-  p.positional("FILE", &file, "run config (TOML)")
+  ArgParser p("config", "Validate a config (every key, type and range) and print it back resolved, as TOML:\n"
+                        "a pipeline config ([task], [models], [stages], as `crucible run` takes) or a\n"
+                        "single-model config ([run], [log], [model]).");
+  p.positional("FILE", &file, "config (TOML)")
       .multi("--set", &sets, "KEY=VALUE", "override any key, e.g. --set model.hidden_size=256")
       .epilog("Unknown keys, wrong types and out-of-range values are errors naming file, line and key.");
   if (!p.parse(args)) return 0;
   TomlSource doc = parse_toml_file(file);
+  if (doc.table->contains("stages") || doc.table->contains("models") || doc.table->contains("task")) {
+    const LoadedRun run = load_run_config(file, sets);
+    if (ctx.mpi.rank() == 0) std::fputs(run.resolved_toml.c_str(), stdout);
+    return 0;
+  }
   for (const std::string& s : sets) apply_override(doc, s);
   static constexpr std::string_view kTop[] = {"run", "log", "model"};
   check_known_keys(doc, "", kTop);

@@ -126,6 +126,20 @@ TEST_CASE("config prints the resolved TOML, with --set applied, and it reads bac
   REQUIRE_THAT(bad.out, Catch::Contains("--set model.hidden_size=abc"));
 }
 
+TEST_CASE("config resolves a pipeline config as run --print-config does", "[cli]") {
+  const std::string cfg = std::string(CRUCIBLE_SOURCE_DIR) + "/configs/h100.toml";
+  Result r = run_crucible("config " + cfg + " --set stages.grpo.steps=7", false);
+  REQUIRE(r.code == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("[stages.grpo]") && Catch::Contains("steps = 7") &&
+                          Catch::Contains("name = \"h100-teacher\""));
+  Result same = run_crucible("run " + cfg + " --set stages.grpo.steps=7 --print-config", false);
+  REQUIRE(same.code == 0);
+  REQUIRE(same.out == r.out);
+  Result bad = run_crucible("config " + cfg + " --set stages.sft.steps=-1");
+  REQUIRE(bad.code != 0);
+  REQUIRE_THAT(bad.out, Catch::Contains("stages.sft.steps") && Catch::Contains(">= 0"));
+}
+
 TEST_CASE("help, version and usage errors", "[cli]") {
   REQUIRE(run_crucible("--version").code == 0);
   REQUIRE_THAT(run_crucible("--version").out, Catch::Contains("crucible 0."));
