@@ -112,10 +112,17 @@ void write_byte_level_configs(const ExportTokenizer& tok, const ResolvedSpecials
   write_json(dir + "/special_tokens_map.json", map);
 }
 
+// A copy of a file that the export owns: the source's bytes, writable by its owner even
+// when the source is read-only (a shared tokenizer directory).
+void copy_owned(const fs::path& from, const fs::path& to) {
+  fs::copy_file(from, to);
+  fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
+}
+
 // Copies the original tokenizer files, updating what the ExportTokenizer sets.
 void write_hf_tokenizer_files(const ExportTokenizer& tok, const ResolvedSpecials& s, std::int64_t max_len,
                               const std::string& dir) {
-  fs::copy_file(tok.tokenizer_json_path, dir + "/tokenizer.json");
+  copy_owned(tok.tokenizer_json_path, dir + "/tokenizer.json");
   json::Value cfg = tok.tokenizer_config_path.empty() ? json::Value::object()
                                                       : read_json_file(tok.tokenizer_config_path, "tokenizer_config.json");
   CRUCIBLE_USER_CHECK(cfg.is_object(), tok.tokenizer_config_path, ": expected a JSON object");
@@ -132,7 +139,7 @@ void write_hf_tokenizer_files(const ExportTokenizer& tok, const ResolvedSpecials
   const fs::path map_path = fs::path(tok.tokenizer_json_path).parent_path() / "special_tokens_map.json";
   const bool ids_changed = tok.bos_id >= 0 || tok.eos_id >= 0 || tok.pad_id >= 0;
   if (fs::exists(map_path) && !ids_changed) {
-    fs::copy_file(map_path, dir + "/special_tokens_map.json");
+    copy_owned(map_path, dir + "/special_tokens_map.json");
   } else {
     json::Value map = json::Value::object();
     for (const char* k : {"bos_token", "eos_token", "pad_token", "unk_token"})

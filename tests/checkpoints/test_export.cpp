@@ -316,8 +316,13 @@ TEST_CASE("HF tokenizer files are copied; GGUF vocab, merges and pre come from t
   auto w = random_weights(c, 2);
   const fs::path out = fresh_dir("hf_tok_out");
   t.chat_template = "new";
+  fs::permissions(src / "tokenizer.json", fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write,
+                  fs::perm_options::remove);  // as in a read-only shared tokenizer directory
   export_hf(*w, t, HfExportOptions{}, out.string());
+  fs::permissions(src / "tokenizer.json", fs::perms::owner_write, fs::perm_options::add);
   CHECK(read_text(out / "tokenizer.json") == read_text(src / "tokenizer.json"));  // verbatim copy
+  // Owned by the export: writable even when copied from a read-only source.
+  CHECK((fs::status(out / "tokenizer.json").permissions() & fs::perms::owner_write) != fs::perms::none);
   const json::Value tc = json::parse_file((out / "tokenizer_config.json").string());
   CHECK(tc.at("chat_template").as_string() == "new");
   CHECK(tc.at("tokenizer_class").as_string() == "LlamaTokenizerFast");
