@@ -53,12 +53,14 @@ fi
 : > "$out/bench.txt"
 : > "$out/sdpa.txt"
 : > "$out/hf_step.txt"
+: > "$out/hf_generate.txt"
 if [ "$part" = all ] || [ "$part" = bench ]; then
   for b in "$stage"/bench_gpu_*; do
     [ -x "$b" ] || continue
     args=()
     # The model-step benchmark writes the config.json its transformers peer loads.
     [ "$(basename "$b")" = bench_gpu_model_step ] && args=(--hf-config "$out/hf_step")
+    [ "$(basename "$b")" = bench_gpu_generate ] && args=(--hf-config "$out/hf_generate")
     "$b" "${args[@]}" 2>&1 | tee -a "$out/bench.txt" || status=1
   done
   # The PyTorch peers (same keys), where torch is installed: SDPA for bench_gpu_attention,
@@ -67,6 +69,9 @@ if [ "$part" = all ] || [ "$part" = bench ]; then
     python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa.txt" || status=1
     if [ -f "$out/hf_step/config.json" ] && python3 -c "import transformers" 2>/dev/null; then
       python3 tools/bench_hf_step.py "$out/hf_step" 2>&1 | tee "$out/hf_step.txt" || status=1
+    fi
+    if [ -f "$out/hf_generate/config.json" ] && python3 -c "import transformers" 2>/dev/null; then
+      python3 tools/bench_hf_generate.py "$out/hf_generate" 2>&1 | tee "$out/hf_generate.txt" || status=1
     fi
   fi
 fi
@@ -91,5 +96,13 @@ if grep -q '^step hf_bf16 ' "$out/hf_step.txt"; then
        $1 == "step" && $2 ~ /^crucible_/ && hf > 0 {
          printf "%-20s ours %10.0f  transformers %10.0f  ratio %6.2f\n", $2, $4, hf, $4 / hf }' \
     "$out/hf_step.txt" "$out/bench.txt"
+fi
+if grep -q '^generate hf_bf16 ' "$out/hf_generate.txt"; then
+  echo
+  echo "== generate: ours / transformers generate BF16 (new tokens/s ratio; same config, batch, lengths) =="
+  awk 'FNR == NR { if ($1 == "generate" && $2 == "hf_bf16") hf = $4; next }
+       $1 == "generate" && $2 ~ /^crucible_/ && hf > 0 {
+         printf "%-20s ours %10.0f  transformers %10.0f  ratio %6.2f\n", $2, $4, hf, $4 / hf }' \
+    "$out/hf_generate.txt" "$out/bench.txt"
 fi
 exit $status
