@@ -87,9 +87,9 @@ Tensor Transformer::layer_forward(std::int64_t l, bool moe, const Tensor& h, Lay
   ops::rmsnorm_forward(h, w_.param(p + "input_layernorm.weight"), eps, ls.a, ls.a_rstd);
   Tensor attn_out = activation(dev, T, H, "attn_out");
   {
-  CRUCIBLE_PROFILE_SCOPE("fwd.attn");
-  if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
-  else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
+    CRUCIBLE_PROFILE_SCOPE("fwd.attn");
+    if (c.is_mla()) mla_forward(c, mla_params(w_, l), ls.a, st.seq, attn_out, ls.mla);
+    else gqa_forward(c, gqa_params(w_, l), ls.a, st.seq, attn_out, ls.gqa);
   }
   ls.h_mid = h.clone();
   ops::axpy(1.0f, attn_out, ls.h_mid);
@@ -135,13 +135,15 @@ void Transformer::layer_backward(std::int64_t l, LayerState& ls, ForwardState& s
   ops::axpy(1.0f, dmid, dh);
   // Attention residual.
   Tensor da = activation(dev, T, H, "d_attn_in");
-  if (c.is_mla()) {
+  {
     CRUCIBLE_PROFILE_SCOPE("bwd.attn");
-    MlaParams ap = mla_params(w_, l);
-    mla_backward(c, ap, dh, st.seq, ls.mla, da);
-  } else {
-    GqaParams ap = gqa_params(w_, l);
-    gqa_backward(c, ap, dh, st.seq, ls.gqa, da);
+    if (c.is_mla()) {
+      MlaParams ap = mla_params(w_, l);
+      mla_backward(c, ap, dh, st.seq, ls.mla, da);
+    } else {
+      GqaParams ap = gqa_params(w_, l);
+      gqa_backward(c, ap, dh, st.seq, ls.gqa, da);
+    }
   }
   Tensor din = activation(dev, T, H, "d_h_in");
   Tensor gin = w_.grad(p + "input_layernorm.weight");
@@ -163,7 +165,7 @@ Tensor Transformer::forward_hidden(const Batch& batch, ForwardState& st) {
   st.aux_loss = 0;
 
   Tensor h = activation(dev, T, H, "embed");
-  CRUCIBLE_PROFILE_SCOPE("fwd.total");
+  CRUCIBLE_PROFILE_SCOPE("fwd.body");  // embedding, layers, final norm
   ops::embedding_forward(batch.ids, w_.param("model.embed_tokens.weight"), h);
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) h = layer_forward(l, c.is_moe_layer(l), h, st.layers[l], st);
   st.h_last = h;
@@ -199,7 +201,7 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* 
   CRUCIBLE_CHECK(w_.has_grads(), "backward needs a gradient arena");
   const std::int64_t T = dlogp.numel(), H = c.hidden_size;
   const Device dev = device();
-  CRUCIBLE_PROFILE_SCOPE("bwd.total");
+  CRUCIBLE_PROFILE_SCOPE("bwd.total");  // head, layers, embedding
   const std::string head_name = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   Tensor dhf = activation(dev, T, H, "d_final_norm");
   Tensor dhead = w_.grad(head_name);

@@ -9,12 +9,11 @@ exactly NEW new tokens each (min_new_tokens = max_new_tokens).
 Wall-clock time of whole generate calls with the device synchronized around each,
 after one warm-up call; median over ITERS. Prints "generate hf_bf16 <median ms> <new tokens/s>".
 """
-import statistics
 import sys
-import time
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+
+from hf_peer import bf16_model, median_ms
 
 
 def main():
@@ -23,27 +22,18 @@ def main():
     prompt = int(sys.argv[3]) if len(sys.argv) > 3 else 128
     new = int(sys.argv[4]) if len(sys.argv) > 4 else 128
     iters = int(sys.argv[5]) if len(sys.argv) > 5 else 3
-    cfg = AutoConfig.from_pretrained(cfg_dir)
-    cfg._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    cfg, model = bf16_model(cfg_dir)
     model.eval()
     ids = torch.randint(0, cfg.vocab_size, (seqs, prompt), device="cuda")
     mask = torch.ones_like(ids)
 
     @torch.no_grad()
     def call():
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
                              do_sample=False, use_cache=True, pad_token_id=0)
-        torch.cuda.synchronize()
         assert out.shape[1] == prompt + new, out.shape
-        return (time.perf_counter() - t0) * 1000
 
-    call()  # warm-up
-    med = statistics.median(call() for _ in range(iters))
+    med = median_ms(call, iters)
     print(f"hf generate: {type(model).__name__}, transformers {__import__('transformers').__version__}")
     print(f"generate hf_bf16 {med:.1f} {seqs * new / (med / 1000):.0f}")
 

@@ -9,12 +9,11 @@ the crucible benchmark wrote (--hf-config DIR) and a batch of the same shape
 Wall-clock time of whole steps with the device synchronized around each, after one
 warm-up step; median over ITERS. Prints "step hf_bf16 <median ms> <tokens/s>".
 """
-import statistics
 import sys
-import time
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+
+from hf_peer import bf16_model, median_ms
 
 
 def main():
@@ -22,26 +21,16 @@ def main():
     seqs = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     seq = int(sys.argv[3]) if len(sys.argv) > 3 else 1024
     iters = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-    cfg = AutoConfig.from_pretrained(cfg_dir)
-    cfg._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
+    cfg, model = bf16_model(cfg_dir)
     model.train()
     ids = torch.randint(0, cfg.vocab_size, (seqs, seq), device="cuda")
 
     def step():
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=True)
         out = model(input_ids=ids, labels=ids)
         out.loss.backward()
-        torch.cuda.synchronize()
-        ms = (time.perf_counter() - t0) * 1000
-        model.zero_grad(set_to_none=True)
-        return ms
 
-    step()  # warm-up
-    med = statistics.median(step() for _ in range(iters))
+    med = median_ms(step, iters)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"hf model: {type(model).__name__}, {n_params} params, transformers "
           f"{__import__('transformers').__version__}, torch {torch.__version__}")

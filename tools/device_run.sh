@@ -89,20 +89,19 @@ if grep -q '^attn ' "$out/sdpa.txt"; then
          printf "%-36s ours %8.1f  sdpa %8.1f  ratio %6.2f\n", $2, $4, sdpa[$2], $4 / sdpa[$2] }' \
     "$out/sdpa.txt" "$out/bench.txt"
 fi
-if grep -q '^step hf_bf16 ' "$out/hf_step.txt"; then
+# "KIND hf_bf16 ms rate" in PEER against the "KIND crucible_* ms rate" lines of bench.txt.
+transformers_ratio() {
+  local kind=$1 peer=$2 title=$3
+  grep -q "^$kind hf_bf16 " "$peer" || return 0
   echo
-  echo "== training step: ours / transformers DeepseekV3 BF16 (tokens/s ratio; same config and batch) =="
-  awk 'FNR == NR { if ($1 == "step" && $2 == "hf_bf16") hf = $4; next }
-       $1 == "step" && $2 ~ /^crucible_/ && hf > 0 {
+  echo "== $title =="
+  awk -v kind="$kind" 'FNR == NR { if ($1 == kind && $2 == "hf_bf16") hf = $4; next }
+       $1 == kind && $2 ~ /^crucible_/ && hf > 0 {
          printf "%-20s ours %10.0f  transformers %10.0f  ratio %6.2f\n", $2, $4, hf, $4 / hf }' \
-    "$out/hf_step.txt" "$out/bench.txt"
-fi
-if grep -q '^generate hf_bf16 ' "$out/hf_generate.txt"; then
-  echo
-  echo "== generate: ours / transformers generate BF16 (new tokens/s ratio; same config, batch, lengths) =="
-  awk 'FNR == NR { if ($1 == "generate" && $2 == "hf_bf16") hf = $4; next }
-       $1 == "generate" && $2 ~ /^crucible_/ && hf > 0 {
-         printf "%-20s ours %10.0f  transformers %10.0f  ratio %6.2f\n", $2, $4, hf, $4 / hf }' \
-    "$out/hf_generate.txt" "$out/bench.txt"
-fi
+    "$peer" "$out/bench.txt"
+}
+transformers_ratio step "$out/hf_step.txt" \
+  "training step: ours / transformers DeepseekV3 BF16 (tokens/s ratio; same config and batch)"
+transformers_ratio generate "$out/hf_generate.txt" \
+  "generate: ours / transformers generate BF16 (new tokens/s ratio; same config, batch, lengths)"
 exit $status

@@ -10,46 +10,26 @@
 // (prefill + decode) after one warm-up call, median over --iters.
 // --hf-config DIR writes DIR/config.json (transformers v4 keys) for the peer.
 // Prints "generate <key> <median ms> <new tokens/s>" lines.
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
-#include <cuda_runtime.h>
-
-#include "checkpoints/hf_config.h"
-#include "launch/model_config_fields.h"
+#include "bench/gpu/bench_model.h"
 #include "rollout/generator.h"
 
 using namespace crucible;
 
 int main(int argc, char** argv) {
-  std::string preset = "configs/models/h100-teacher.toml", hf_dir;
-  std::int64_t seqs = 32, prompt = 128, fresh = 128, iters = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--preset")) preset = argv[i + 1];
-    if (!std::strcmp(argv[i], "--seqs")) seqs = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--prompt")) prompt = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--new")) fresh = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--iters")) iters = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--hf-config")) hf_dir = argv[i + 1];
-  }
-  const ModelConfig base = launch::load_model_config(preset);
-  if (!hf_dir.empty()) {
-    std::filesystem::create_directories(hf_dir);
-    std::ofstream(hf_dir + "/config.json") << json::dump(checkpoints::model_config_to_hf(base), 2);
-  }
+  const std::int64_t seqs = bench::option(argc, argv, "--seqs", std::int64_t{32});
+  const std::int64_t prompt = bench::option(argc, argv, "--prompt", std::int64_t{128});
+  const std::int64_t fresh = bench::option(argc, argv, "--new", std::int64_t{128});
+  const std::int64_t iters = bench::option(argc, argv, "--iters", std::int64_t{3});
+  const ModelConfig base =
+      bench::load_bench_model(bench::option(argc, argv, "--preset", std::string("configs/models/h100-teacher.toml")),
+                              bench::option(argc, argv, "--hf-config", std::string()));
   ModelWeights init(base, Device::cpu(), false);
   init.init_random(1);
-  std::mt19937 gen(7);
-  std::vector<std::vector<std::int32_t>> prompts(static_cast<std::size_t>(seqs));
-  for (auto& s : prompts)
-    for (std::int64_t i = 0; i < prompt; ++i) s.push_back(static_cast<std::int32_t>(gen() % base.vocab_size));
+  const auto prompts = bench::random_sequences(seqs, prompt, base.vocab_size, 7);
   rollout::SamplingParams sp;
   sp.temperature = 0;  // greedy
   sp.max_tokens = fresh;
@@ -58,27 +38,17 @@ int main(int argc, char** argv) {
               base.name.c_str(), static_cast<long long>(seqs), static_cast<long long>(prompt),
               static_cast<long long>(fresh), static_cast<long long>(iters));
   for (Precision prec : {Precision::Bf16, Precision::Fp8}) {
-    ModelConfig c = base;
-    c.precision = prec;
-    ModelWeights weights(c, Device::cuda(0), false);
-    weights.params().flat().copy_from(init.copy_to(Device::cuda(0), false)->params().flat());
-    Transformer model(weights);
+    const auto weights = bench::gpu_weights(init, prec, false);
+    Transformer model(*weights);
     rollout::Generator generator(model, seqs, prompt + fresh);
-    auto call_ms = [&] {
-      cudaDeviceSynchronize();
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto out = generator.generate(prompts, sp);
-      cudaDeviceSynchronize();
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      for (const auto& o : out)
-        if (static_cast<std::int64_t>(o.tokens.size()) != fresh) std::printf("error: a sequence stopped early\n");
-      return ms;
-    };
-    call_ms();  // warm-up (cuBLASLt algorithms, pool memory)
-    std::vector<double> ms;
-    for (std::int64_t i = 0; i < iters; ++i) ms.push_back(call_ms());
-    std::sort(ms.begin(), ms.end());
-    const double med = ms[ms.size() / 2];
+    bool short_sequence = false;
+    const double med = bench::median_wall_ms(
+        [&] {
+          for (const auto& o : generator.generate(prompts, sp))
+            short_sequence |= static_cast<std::int64_t>(o.tokens.size()) != fresh;
+        },
+        iters);
+    if (short_sequence) std::printf("error: a sequence stopped before %lld tokens\n", static_cast<long long>(fresh));
     std::printf("generate crucible_%s %.1f %.0f\n", prec == Precision::Fp8 ? "fp8" : "bf16", med,
                 static_cast<double>(seqs * fresh) / (med / 1000.0));
   }
