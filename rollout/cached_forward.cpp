@@ -29,7 +29,6 @@ struct Places {
   std::int64_t max_len = 0;  // max over len
 };
 
-
 void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer, const Tensor& a,
                 const Tensor& pos, const RopeTable& rope, const Places& pl, KvCache& cache, Tensor& y) {
   const Device dev = a.device();
@@ -83,8 +82,8 @@ void mla_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer,
   ops::copy_columns(kv_a, kvr, kpe, 0, rd);
   ops::rope_apply(kpe, pos, rope.cos, rope.sin, rd, true);
   Tensor q_pe = f32(Shape{T, nh, rd}, "mla.q_rope");  // [T, nh, rope]
-  Tensor q_pe2 = q_pe.reshape(Shape{T, nh * rd});
-  for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(q, h * dqk + nope, q_pe2, h * rd, rd);
+  Tensor q_pe_rows = q_pe.reshape(Shape{T * nh, rd});  // every head's rope dims in one copy
+  ops::copy_columns(q.reshape(Shape{T * nh, dqk}), nope, q_pe_rows, 0, rd);
   ops::rope_apply(q_pe, pos, rope.cos, rope.sin, rd, true);
 
   ops::kv_cache_append(ckv_n, pl.slot, pl.pos, cache.ckv[layer]);
