@@ -57,6 +57,23 @@ std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K
   return N;
 }
 
+#ifdef CRUCIBLE_WITH_CUDA
+// GroupedImpl::Auto on CUDA, from bench/gpu/grouped_gemm.cpp on the H100 (both tables in
+// bench/results): at DeepSeek-V3 expert shapes with 512-1024 rows per expert (weights of
+// 14.7M elements; weights quantized per call) the per-group cuBLASLt loop ran the op
+// 1.3-1.9x faster than the one launch; at
+// the h100-teacher's (0.5M elements), with cached weights, the one launch was 3-28x faster
+// forward and 1.6-1.9x backward, from 4 to 1024 rows per expert. The loop pays a quantize
+// and a GEMM launch per group, which only large GEMMs amortize.
+// NOTE: the split (2^22 weight elements and 256 rows per group) lies between the measured
+// points; V3 shapes with few rows per expert (decode) were not measured.
+GroupedImpl resolve(GroupedImpl impl, std::int64_t M, std::int64_t N, std::int64_t K, std::size_t G) {
+  if (impl != GroupedImpl::Auto) return impl;
+  const bool large = N * K >= (std::int64_t{1} << 22) && M >= 256 * static_cast<std::int64_t>(G);
+  return large ? GroupedImpl::Loop : GroupedImpl::OneLaunch;
+}
+#endif
+
 }  // namespace
 
 void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
@@ -71,7 +88,8 @@ void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::spa
   check_matrix(y, dev, op, "y", M, N);
   if (dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (impl == GroupedImpl::OneLaunch) return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
+  if (resolve(impl, M, N, K, w.size()) == GroupedImpl::OneLaunch)
+    return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
   cuda::grouped_linear_forward_loop(x, w, offsets, y, p, stream);
 #else
   (void)stream, (void)impl;
@@ -99,7 +117,8 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
   }
   if (dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (impl == GroupedImpl::OneLaunch) return cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
+  if (resolve(impl, M, N, K, w.size()) == GroupedImpl::OneLaunch)
+    return cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
   cuda::grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
 #else
   (void)stream, (void)impl;

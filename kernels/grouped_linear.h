@@ -32,9 +32,10 @@
 namespace crucible::ops {
 
 // How the CUDA twin runs Fp8 (Fp32 and Bf16 always loop): Auto picks the faster on the
-// H100 as measured by bench/gpu/grouped_gemm.cpp, which is the per-group cuBLASLt loop
-// today (the one-launch mma.sync kernel reached 0.19-0.36x of the loop's GEMM TFLOP/s
-// at DeepSeek-V3 shapes: bench/results). The CPU ignores it.
+// H100 as measured by bench/gpu/grouped_gemm.cpp: the per-group cuBLASLt loop for large
+// experts with many rows each (DeepSeek-V3's, in training: the one-launch mma.sync kernel
+// reached 0.19-0.36x of the loop's GEMM TFLOP/s there), the one launch otherwise (small
+// experts, decode batches); the rule is in kernels/grouped_linear.cpp. The CPU ignores it.
 enum class GroupedImpl : std::uint8_t { Auto, Loop, OneLaunch };
 
 // x [M, K]; w: G tensors [N, K]; offsets [G + 1] (host) -> y [M, N] (written).

@@ -43,4 +43,27 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
 void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p,
              const Stream& stream = Stream());
 
+// While a WeightCacheScope is alive on a thread, the weights (`w`) that this thread passes
+// to linear_forward / linear_backward and the grouped linear ops (kernels/grouped_linear.h)
+// are taken to be constant: on CUDA, each weight's GEMM form (its BF16 copy, or its FP8
+// codes and 128x128 block scales for Fprop and, transposed, for Dgrad) is made on first use
+// and reused by every later call until the outermost scope ends, which frees them. Results
+// are bit-identical with and without a scope (quantization and rounding are deterministic);
+// only the repeated casts and quantizations go. The CPU reference ignores scopes.
+// Open one around work that reads fixed weights many times: a training step's forwards and
+// backwards, a generate call (the optimizer refuses to step inside one). gemm_nt is never
+// cached: its b need not be a weight.
+// NOTE: the cache is keyed by the weight's address and shape, so a weight must not be
+// changed, nor its memory reused for another weight, while a scope is open.
+class WeightCacheScope {
+ public:
+  WeightCacheScope();
+  ~WeightCacheScope();
+  WeightCacheScope(const WeightCacheScope&) = delete;
+  WeightCacheScope& operator=(const WeightCacheScope&) = delete;
+};
+
+// Whether a WeightCacheScope is open on this thread.
+bool weight_cache_active();
+
 }  // namespace crucible::ops

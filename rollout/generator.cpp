@@ -48,6 +48,7 @@ bool ends_with(const std::vector<std::int32_t>& s, const std::vector<std::int32_
 std::vector<Completion> Generator::generate(const std::vector<std::vector<std::int32_t>>& prompts,
                                             const SamplingParams& p) {
   p.validate();
+  const ops::WeightCacheScope fixed_weights;  // the model does not change while it generates
   CRUCIBLE_CHECK(p.streams.empty() || p.streams.size() == prompts.size(), "generate: ", p.streams.size(),
                  " streams for ", prompts.size(), " prompts (give one per prompt, or none)");
   const ModelConfig& c = model_.config();

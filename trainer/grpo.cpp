@@ -4,9 +4,11 @@
 #include <chrono>
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <span>
 
 #include "core/error.h"
+#include "kernels/linear.h"
 #include "trainer/sft.h"
 
 namespace crucible::trainer {
@@ -149,7 +151,9 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
     for (std::int64_t g = 0; g < G; ++g) kept.push_back(g0 + static_cast<std::size_t>(g));
   }
 
-  // 3. Old-policy and reference log-probs, recomputed by the trainer.
+  // 3. Old-policy and reference log-probs, recomputed by the trainer. The policy's weights
+  // stay fixed from here to the first update: one weight cache serves both.
+  std::optional<ops::WeightCacheScope> fixed_weights(std::in_place);
   double entropy_sum = score_completions(policy, samples, kept, c.max_tokens_per_forward, false);
   if (reference && c.loss.kl_beta > 0) score_completions(*reference, samples, kept, c.max_tokens_per_forward, true);
   double gap_sum = 0, tokens = 0;
@@ -175,6 +179,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       const bool has_sft = sft.examples && sft.weight > 0 && mb == c.mini_batches - 1;
       if (counts[1] == 0 && !has_sft) continue;
       policy.weights().zero_grads();
+      if (!fixed_weights) fixed_weights.emplace();
       // The update's sequences over all ranks: the balance-loss weight of each forward.
       const double update_sequences = counts[1] + (has_sft ? sft.global_sequences : 0.0);
       for (const auto& chunk : chunks_of(samples, part, c.max_tokens_per_forward)) {
@@ -207,6 +212,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), update_sequences,
                        c.max_tokens_per_forward, sft.weight);
+      fixed_weights.reset();  // the update changes the weights
       last = opt.step(step, c.steps);  // sums the ranks' gradients first (opt is data parallel over comm)
       balance_router(policy.weights(), std::move(load), comm);
       load.clear();

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "kernels/adamw.h"
+#include "kernels/linear.h"
 #include "trainer/zero.h"
 
 namespace crucible::trainer {
@@ -80,6 +81,9 @@ std::size_t AdamW::full_state_bytes() const {
 }
 
 StepStats AdamW::step(std::int64_t step_index, std::int64_t total_steps) {
+  CRUCIBLE_CHECK(!ops::weight_cache_active(),
+                 "AdamW::step inside an ops::WeightCacheScope: the GEMMs would keep using the old weights' "
+                 "cached copies (close the scope before the update)");
   // 1. Sum the ranks' gradients (into this rank's block under ZeRO-1).
   if (zero_) {
     zero_->reduce_scatter_grads();

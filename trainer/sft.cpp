@@ -2,6 +2,7 @@
 #include "trainer/sft.h"
 
 #include "kernels/kd_head.h"
+#include "kernels/linear.h"
 
 namespace crucible::trainer {
 
@@ -31,6 +32,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
   data::PackingOptions opts;
   opts.max_tokens = max_tokens;
   const auto rows = data::pack_examples(examples, opts);
+  const ops::WeightCacheScope fixed_weights;  // the model's (and the KD teacher's) weights, until the update
   for (const data::PackedRow& row : rows) {
     const Batch b = Batch{row.ids, row.targets, row.pos, row.cu_seqlens}.to(model.device());
     ForwardState st;

@@ -13,11 +13,19 @@
 //   ratios     loop time / grouped time (> 1: grouped is faster)
 // Timing: bench/gpu/bench_timing.h (events, 3 warm-ups, median of 20). L2 is not flushed; at
 // these sizes operands (>= 235 MB of FP8 x and weights) far exceed the 50 MB L2.
+//
+// A second table decides GroupedImpl::Auto (kernels/grouped_linear.cpp) where it matters
+// today: the h100-teacher's experts (configs/models/h100-teacher.toml: 32 experts, hidden
+// 1024, moe_intermediate 512, top-4) at a training step's rows (8 x 1024 tokens x 4) and at
+// decode batches (32 and 256 sequences x 4), loads skewed ~ 1 / (e + 1) and not rounded (so
+// the loop meets unaligned groups), with the weights cached (ops::WeightCacheScope, as in a
+// training step or a generate call). Columns: microseconds of the op, one launch vs loop.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "bench/gpu/bench_timing.h"
@@ -28,6 +36,7 @@
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/grouped_linear.h"
+#include "kernels/linear.h"
 
 using namespace crucible;
 using namespace crucible::cuda;
@@ -38,6 +47,18 @@ using crucible::bench::median_ms;
 namespace {
 
 constexpr std::int64_t kRows = 4096 * 8;
+
+// G loads summing to `rows`, shares ~ 1 / (e + 1), not rounded; the remainder to expert 0.
+std::vector<std::int64_t> skewed_loads(std::int64_t G, std::int64_t rows) {
+  double total = 0;
+  for (std::int64_t e = 0; e < G; ++e) total += 1.0 / static_cast<double>(e + 1);
+  std::vector<std::int64_t> n(static_cast<std::size_t>(G));
+  std::int64_t used = 0;
+  for (std::int64_t e = 0; e < G; ++e)
+    used += n[e] = static_cast<std::int64_t>(1.0 / static_cast<double>(e + 1) / total * static_cast<double>(rows));
+  n[0] += rows - used;
+  return n;
+}
 
 // G loads summing to kRows, each a multiple of 8: uniform or ~ 1 / (e + 1).
 std::vector<std::int64_t> loads(std::int64_t G, bool skewed) {
@@ -59,9 +80,62 @@ Tensor device_tensor(Shape shape, std::uint32_t seed, const char* name) {
   return t;
 }
 
+// The second table (see the file comment).
+void teacher_table() {
+  constexpr std::int64_t G = 32, H = 1024, I = 512;
+  struct Shape2 {
+    const char* name;
+    std::int64_t K, N;
+  };
+  const Shape2 shapes[] = {{"gate/up 1024->512", H, I}, {"down 512->1024", I, H}};
+  const std::int64_t row_counts[] = {8 * 1024 * 4, 256 * 4, 32 * 4};
+  const Stream stream;
+  const auto p = ops::GemmPrecision::Fp8;
+  std::printf("\nFP8 grouped op, h100-teacher experts (G %lld), weights cached; us (median of %d); ratio = loop / one launch\n",
+              static_cast<long long>(G), kReps);
+  std::printf("%-19s %6s | %8s %8s %6s | %8s %8s %6s\n", "shape (K->N)", "rows", "fwd one", "fwd loop", "ratio",
+              "bwd one", "bwd loop", "ratio");
+  for (const Shape2& s : shapes)
+    for (std::int64_t rows : row_counts) {
+      const std::vector<std::int64_t> n = skewed_loads(G, rows);
+      std::vector<std::int64_t> offsets{0};
+      for (std::int64_t v : n) offsets.push_back(offsets.back() + v);
+      const Tensor x = device_tensor(Shape{rows, s.K}, 1, "x");
+      const Tensor dy = device_tensor(Shape{rows, s.N}, 2, "dy");
+      const Tensor arena = device_tensor(Shape{G * s.N, s.K}, 3, "w");
+      std::vector<Tensor> w, dw;
+      for (std::int64_t e = 0; e < G; ++e) {
+        w.push_back(arena.slice(e * s.N, (e + 1) * s.N));
+        dw.push_back(Tensor(Shape{s.N, s.K}, DType::F32, Device::cuda(0), "dw"));
+      }
+      Tensor y(Shape{rows, s.N}, DType::F32, Device::cuda(0), "y");
+      Tensor dx(Shape{rows, s.K}, DType::F32, Device::cuda(0), "dx");
+      const ops::WeightCacheScope cached;  // the warm-up calls make the weights' forms
+      auto us = [&](ops::GroupedImpl impl, bool backward) {
+        return 1e3 * median_ms(
+                         [&] {
+                           if (backward)
+                             ops::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream, impl);
+                           else
+                             ops::grouped_linear_forward(x, w, offsets, y, p, stream, impl);
+                         },
+                         nullptr);
+      };
+      const double f1 = us(ops::GroupedImpl::OneLaunch, false), fl = us(ops::GroupedImpl::Loop, false);
+      const double b1 = us(ops::GroupedImpl::OneLaunch, true), bl = us(ops::GroupedImpl::Loop, true);
+      std::printf("%-19s %6lld | %8.1f %8.1f %6.2f | %8.1f %8.1f %6.2f\n", s.name, static_cast<long long>(rows), f1,
+                  fl, fl / f1, b1, bl, bl / b1);
+    }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // --teacher: the second table only.
+  if (argc > 1 && std::string(argv[1]) == "--teacher") {
+    teacher_table();
+    return 0;
+  }
   struct Shape2 {
     const char* name;
     std::int64_t K, N;
@@ -151,5 +225,6 @@ int main() {
                     t_loop / t_grp, tf(t_fwd, flop), tf(t_fwd_loop, flop), t_fwd_loop / t_fwd,
                     tf(t_bwd, 2 * flop), tf(t_bwd_loop, 2 * flop), t_bwd_loop / t_bwd);
       }
+  teacher_table();
   return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "bench/gpu/bench_model.h"
 #include "core/profile.h"
+#include "kernels/linear.h"
 #include "model/transformer.h"
 
 using namespace crucible;
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     const auto weights = bench::gpu_weights(init, prec, true);
     Transformer model(*weights);
     auto step = [&] {
+      const ops::WeightCacheScope fixed_weights;  // one per step, as trainer::sft_accumulate opens
       ForwardState st;
       model.forward_logprobs(batch, st);
       model.backward(dlogp_gpu, st);

@@ -26,6 +26,7 @@
 #include "kernels/linear.h"
 #ifdef CRUCIBLE_WITH_CUDA
 #include "kernels/cuda/linear_cuda.h"
+#include "kernels/cuda/weight_cache.h"
 #endif
 
 namespace crucible::ops {
@@ -306,5 +307,20 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
     for (std::int64_t o = 0; o < out; ++o) db[o] += sum[o];
   }
 }
+
+namespace {
+thread_local int weight_cache_depth = 0;  // open WeightCacheScopes on this thread
+}  // namespace
+
+WeightCacheScope::WeightCacheScope() { ++weight_cache_depth; }
+
+WeightCacheScope::~WeightCacheScope() {
+  if (--weight_cache_depth > 0) return;
+#ifdef CRUCIBLE_WITH_CUDA
+  cuda::release_weight_cache();
+#endif
+}
+
+bool weight_cache_active() { return weight_cache_depth > 0; }
 
 }  // namespace crucible::ops

@@ -16,6 +16,7 @@
 #include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/linear_cuda.h"
+#include "kernels/cuda/weight_cache.h"
 
 namespace crucible::cuda {
 
@@ -83,16 +84,14 @@ void fp8_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std
     return;
   }
   const Fp8GemmInput qx = quantize(f32(x), M, K, ScaleLayout::Tile1x128, st);  // once for all groups
-  std::vector<Fp8GemmInput> qw;
+  std::vector<Fp8GemmInput> local(w.size());  // the weights' codes when no WeightCacheScope is open
   std::vector<Fp8GroupedProblem> problems;
-  qw.reserve(w.size());
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    qw.push_back(quantize(f32(w[g]), N, K, ScaleLayout::Block128x128, st));
     Fp8GroupedProblem q;
     set_a(q, qx, r0);
-    set_b(q, qw.back(), ScaleLayout::Block128x128);
+    set_b(q, weight_fp8(w[g], false, round_up(N, 4), round_up(K, 16), local[g], st), ScaleLayout::Block128x128);
     q.c = f32_mut(y) + r0 * N;
     q.ldc = N;
     q.M = i32(n, "group rows");
@@ -114,20 +113,15 @@ void fp8_dgrad(const Tensor& dy, std::span<const Tensor> w, std::span<const std:
     return;
   }
   const Fp8GemmInput qdy = quantize(f32(dy), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
-  std::vector<Fp8GemmInput> qwt;
+  std::vector<Fp8GemmInput> local(w.size());  // the weights' codes when no WeightCacheScope is open
   std::vector<Fp8GroupedProblem> problems;
-  qwt.reserve(w.size());
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    {
-      DeviceScratch wt(static_cast<std::size_t>(K * N) * sizeof(float), st);  // W_g^T [K, N]
-      transpose_f32(f32(w[g]), wt.as<float>(), N, K, st);
-      qwt.push_back(quantize(wt.as<float>(), K, N, ScaleLayout::Block128x128, st));
-    }
     Fp8GroupedProblem q;
     set_a(q, qdy, r0);
-    set_b(q, qwt.back(), ScaleLayout::Block128x128);
+    // W_g^T [K, N] in 128x128 blocks
+    set_b(q, weight_fp8(w[g], true, round_up(K, 4), round_up(N, 16), local[g], st), ScaleLayout::Block128x128);
     q.c = f32_mut(dx) + r0 * K;
     q.ldc = K;
     q.M = i32(n, "group rows");
@@ -191,23 +185,15 @@ GemmOperand bf16_rows(const DeviceScratch& m, std::int64_t row0, std::int64_t co
   return GemmOperand{m.as<std::uint16_t>() + row0 * cols, DType::BF16};
 }
 
-// The widest weight [N, K] of the groups that have rows: one scratch serves them all.
-std::size_t weight_bytes(std::span<const Tensor> w) {
-  std::size_t most = 0;
-  for (const Tensor& t : w) most = std::max(most, static_cast<std::size_t>(t.numel()) * 2);
-  return most;
-}
-
 void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
                   cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = y.dim(1);
   const DeviceScratch xb = bf16_copy(x, st);
-  DeviceScratch wb(weight_bytes(w), st);
+  DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    cast_f32_to_bf16(f32(w[g]), wb.as<std::uint16_t>(), w[g].numel(), st);
-    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{wb.get(), DType::BF16},
+    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{weight_bf16(w[g], local, st), DType::BF16},
                   f32_mut(y) + r0 * N, 0.0f, st);
   }
 }
@@ -216,14 +202,13 @@ void bf16_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                    std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw, cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = dy.dim(1);
   const DeviceScratch dyb = bf16_copy(dy, st), xb = bf16_copy(x, st);
-  DeviceScratch wb(weight_bytes(w), st);
+  DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;  // dw_g += 0
     if (dx.defined()) {    // dx_g [n, K] = dy_g [n, N] W_g [N, K]
-      cast_f32_to_bf16(f32(w[g]), wb.as<std::uint16_t>(), w[g].numel(), st);
-      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N), GemmOperand{wb.get(), DType::BF16},
-                    f32_mut(dx) + r0 * K, 0.0f, st);
+      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N),
+                    GemmOperand{weight_bf16(w[g], local, st), DType::BF16}, f32_mut(dx) + r0 * K, 0.0f, st);
     }
     // dw_g [N, K] += dy_g^T x_g
     gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f, st);

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "kernels/cuda/fp8_quantize_cuda.h"
 #include "kernels/cuda/gemm_prep_cuda.h"
+#include "kernels/cuda/weight_cache.h"
 
 namespace crucible::cuda {
 
@@ -73,33 +74,43 @@ GemmOperand plain(const void* data, DType dtype) {
 }
 
 // Row-major C [M, N] = op(A) op(B) (+ beta C) in Fp32 or Bf16; a and b are f32 device
-// tensors stored as gemm_rowmajor describes (Bf16 multiplies RNE-rounded copies).
+// tensors stored as gemm_rowmajor describes (Bf16 multiplies RNE-rounded copies; b's comes
+// from the weight cache when b is a weight).
 void gemm_plain(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const Tensor& a,
-                const Tensor& b, float* c, float beta, GemmPrecision p, cudaStream_t st) {
+                const Tensor& b, bool b_is_weight, float* c, float beta, GemmPrecision p, cudaStream_t st) {
   if (p == GemmPrecision::Fp32) {
     gemm_rowmajor(trans_a, trans_b, M, N, K, plain(a.raw(), DType::F32), plain(b.raw(), DType::F32), c, beta,
                   st);
     return;
   }
-  const DeviceScratch ab = to_bf16(a, st), bb = to_bf16(b, st);
-  gemm_rowmajor(trans_a, trans_b, M, N, K, plain(ab.get(), DType::BF16), plain(bb.get(), DType::BF16), c,
-                beta, st);
+  const DeviceScratch ab = to_bf16(a, st);
+  DeviceScratch local;
+  const void* bb = b_is_weight ? static_cast<const void*>(weight_bf16(b, local, st)) : (local = to_bf16(b, st)).get();
+  gemm_rowmajor(trans_a, trans_b, M, N, K, plain(ab.get(), DType::BF16), plain(bb, DType::BF16), c, beta, st);
 }
 
-// C [M, N] = A [M, K] B [N, K]^T (+ beta C) in the FP8 recipe: A and B (f32, device) are
-// quantized in layouts la / lb, padded where cuBLASLt needs it (see the header), multiplied.
-void fp8_gemm_nt(const float* a, ScaleLayout la, const float* b, ScaleLayout lb, float* c, std::int64_t M,
+// FP8 GEMM padding (see the header): rows and N to multiples of 4, K to whole 128-blocks.
+std::int64_t padded_rows(std::int64_t rows) { return round_up(rows, 4); }
+std::int64_t padded_k(std::int64_t k) { return round_up(k, kFp8BlockSize); }
+
+// C [M, N] (+)= A B^T with an empty side: nothing to multiply (C = 0 when K = 0 and beta = 0).
+// Returns whether it was one.
+bool fp8_trivial(std::int64_t M, std::int64_t N, std::int64_t K, float* c, float beta, cudaStream_t st) {
+  if (M == 0 || N == 0) return true;
+  if (K != 0) return false;
+  if (beta == 0.0f) CHECK_CUDA(cudaMemsetAsync(c, 0, static_cast<std::size_t>(M * N) * sizeof(float), st));
+  return true;
+}
+
+// C [M, N] = A [M, K] B [N, K]^T (+ beta C) in the FP8 recipe: A (f32, device) is quantized
+// in layout la and padded where cuBLASLt needs it (see the header); qb is B [N, K] quantized
+// and padded to [padded_rows(N), padded_k(K)].
+// NOTE: K is padded to whole 128-blocks (not just to cuBLASLt's 16) so that cuBLASLt never
+// sees a partial scale block; the CPU twin sums partial blocks, zeros add nothing.
+void fp8_gemm_nt(const float* a, ScaleLayout la, const Fp8GemmInput& qb, float* c, std::int64_t M,
                  std::int64_t N, std::int64_t K, float beta, cudaStream_t st) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (beta == 0.0f) CHECK_CUDA(cudaMemsetAsync(c, 0, static_cast<std::size_t>(M * N) * sizeof(float), st));
-    return;
-  }
-  // NOTE: K is padded to whole 128-blocks (not just to cuBLASLt's 16) so that cuBLASLt
-  // never sees a partial scale block; the CPU twin sums partial blocks, zeros add nothing.
-  const std::int64_t Mp = round_up(M, 4), Np = round_up(N, 4), Kp = round_up(K, kFp8BlockSize);
+  const std::int64_t Mp = padded_rows(M), Np = padded_rows(N), Kp = padded_k(K);
   const Fp8GemmInput qa = quantize_gemm_operand(a, M, K, la, Mp, Kp, st);
-  const Fp8GemmInput qb = quantize_gemm_operand(b, N, K, lb, Np, Kp, st);
   if (Mp == M && Np == N) {
     gemm_rowmajor(false, true, M, N, Kp, qa.operand, qb.operand, c, beta, st);
     return;
@@ -165,6 +176,32 @@ Fp8GemmInput quantize_gemm_operand(const float* x, std::int64_t rows, std::int64
   return in;
 }
 
+namespace {
+
+// C [M, N] (+)= a [M, K] b [N, K]^T on checked operands; b's GEMM form comes from the
+// weight cache when b is a weight.
+void gemm_nt_checked(const Tensor& a, const Tensor& b, bool b_is_weight, Tensor& c, float beta, GemmPrecision p,
+                     cudaStream_t st) {
+  const std::int64_t M = a.dim(0), K = a.dim(1), N = b.dim(0);
+  switch (p) {
+    case GemmPrecision::Fp32:
+    case GemmPrecision::Bf16: gemm_plain(false, true, M, N, K, a, b, b_is_weight, f32_mut(c), beta, p, st); return;
+    case GemmPrecision::Fp8: {
+      if (fp8_trivial(M, N, K, f32_mut(c), beta, st)) return;
+      Fp8GemmInput local;
+      const Fp8GemmInput& qb =
+          b_is_weight ? weight_fp8(b, false, padded_rows(N), padded_k(K), local, st)
+                      : (local = quantize_gemm_operand(f32(b), N, K, ScaleLayout::Block128x128, padded_rows(N),
+                                                       padded_k(K), st));
+      fp8_gemm_nt(f32(a), ScaleLayout::Tile1x128, qb, f32_mut(c), M, N, K, beta, st);
+      return;
+    }
+  }
+  CRUCIBLE_FAIL("gemm_nt: unknown GemmPrecision ", static_cast<int>(p));
+}
+
+}  // namespace
+
 void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p, const Stream& stream) {
   CRUCIBLE_CHECK(a.defined(), "gemm_nt: a is undefined");
   const Device dev = a.device();
@@ -175,16 +212,7 @@ void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecis
   check_matrix(c, "gemm_nt", "c", dev, M, N);
   CRUCIBLE_CHECK(beta == 0.0f || beta == 1.0f, "gemm_nt on ", dev.str(), ": beta must be 0 or 1, got ", beta);
   const DeviceGuard guard(dev.index);
-  const cudaStream_t st = stream_on(stream, dev, "gemm_nt");
-  switch (p) {
-    case GemmPrecision::Fp32:
-    case GemmPrecision::Bf16: gemm_plain(false, true, M, N, K, a, b, f32_mut(c), beta, p, st); return;
-    case GemmPrecision::Fp8:
-      fp8_gemm_nt(f32(a), ScaleLayout::Tile1x128, f32(b), ScaleLayout::Block128x128, f32_mut(c), M, N, K,
-                  beta, st);
-      return;
-  }
-  CRUCIBLE_FAIL("gemm_nt: unknown GemmPrecision ", static_cast<int>(p));
+  gemm_nt_checked(a, b, false, c, beta, p, stream_on(stream, dev, "gemm_nt"));
 }
 
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, GemmPrecision p,
@@ -197,12 +225,11 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
   const std::int64_t out = w.dim(0);
   check_matrix(y, "linear_forward", "y", dev, T, out);
   if (bias.defined()) check_vector(bias, "linear_forward", "bias", dev, out);
-  cuda::gemm_nt(x, w, y, 0.0f, p, stream);  // [T, out]
-  if (bias.defined()) {
-    // The bias is added in FP32 after the GEMM, as the CPU twin does.
-    const DeviceGuard guard(dev.index);
-    add_bias_rows(f32_mut(y), f32(bias), T, out, stream_on(stream, dev, "linear_forward"));
-  }
+  const DeviceGuard guard(dev.index);
+  const cudaStream_t st = stream_on(stream, dev, "linear_forward");
+  gemm_nt_checked(x, w, true, y, 0.0f, p, st);  // [T, out]
+  // The bias is added in FP32 after the GEMM, as the CPU twin does.
+  if (bias.defined()) add_bias_rows(f32_mut(y), f32(bias), T, out, st);
 }
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
@@ -224,23 +251,25 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
     case GemmPrecision::Fp32:
     case GemmPrecision::Bf16:
       // Dgrad dx [T, in] = dy [T, out] W [out, in]; Wgrad dw [out, in] += dy^T x.
-      if (dx.defined()) gemm_plain(false, false, T, in, out, dy, w, f32_mut(dx), 0.0f, p, st);
-      gemm_plain(true, false, out, in, T, dy, x, f32_mut(dw), 1.0f, p, st);
+      if (dx.defined()) gemm_plain(false, false, T, in, out, dy, w, true, f32_mut(dx), 0.0f, p, st);
+      gemm_plain(true, false, out, in, T, dy, x, false, f32_mut(dw), 1.0f, p, st);
       break;
     case GemmPrecision::Fp8: {
-      if (dx.defined()) {
-        // Dgrad as NT: dx = dy [T, out] (W^T [in, out])^T, K = out; W^T's 128x128 blocks
-        // hold W's blocks transposed (same amax, same codes).
-        const DeviceScratch wt = transposed(f32(w), out, in, st);  // [in, out]
-        fp8_gemm_nt(f32(dy), ScaleLayout::Tile1x128, wt.as<float>(), ScaleLayout::Block128x128, f32_mut(dx),
-                    T, in, out, 0.0f, st);
+      if (dx.defined() && !fp8_trivial(T, in, out, f32_mut(dx), 0.0f, st)) {
+        // Dgrad as NT: dx = dy [T, out] (W^T [in, out])^T, K = out (W^T's blocks: weight_fp8).
+        Fp8GemmInput local;
+        const Fp8GemmInput& qwt = weight_fp8(w, true, padded_rows(in), padded_k(out), local, st);
+        fp8_gemm_nt(f32(dy), ScaleLayout::Tile1x128, qwt, f32_mut(dx), T, in, out, 0.0f, st);
       }
       // Wgrad as NT: dw += dy^T [out, T] (x^T [in, T])^T, K = T, both tiled along tokens.
       // NOTE: transpose in FP32, then quantize; a fused quantize-transposed kernel would
       // read each operand once instead of three times.
+      if (fp8_trivial(out, in, T, f32_mut(dw), 1.0f, st)) break;
       const DeviceScratch dyt = transposed(f32(dy), T, out, st);  // [out, T]
       const DeviceScratch xt = transposed(f32(x), T, in, st);     // [in, T]
-      fp8_gemm_nt(dyt.as<float>(), ScaleLayout::Tile1x128, xt.as<float>(), ScaleLayout::Tile1x128,
+      fp8_gemm_nt(dyt.as<float>(), ScaleLayout::Tile1x128,
+                  quantize_gemm_operand(xt.as<float>(), in, T, ScaleLayout::Tile1x128, padded_rows(in),
+                                        padded_k(T), st),
                   f32_mut(dw), out, in, T, 1.0f, st);
       break;
     }

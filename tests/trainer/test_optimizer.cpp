@@ -2,6 +2,7 @@
 // the router-bias rule.
 #include <cmath>
 
+#include "kernels/linear.h"
 #include "launch/model_config_fields.h"
 #include "tests/catch.h"
 #include "trainer/optimizer.h"
@@ -78,4 +79,23 @@ TEST_CASE("router bias moves against the load", "[optimizer]") {
   CHECK(b.data<float>()[0] == Approx(-0.001f));  // overloaded
   CHECK(b.data<float>()[1] == Approx(0.001f));   // underloaded
   CHECK(b.data<float>()[2] == Approx(0.001f));   // 4 < mean 4.5
+}
+
+TEST_CASE("AdamW refuses to step inside a WeightCacheScope; scopes nest", "[optimizer]") {
+  ModelConfig cfg = launch::load_model_config(std::string(CRUCIBLE_SOURCE_DIR) + "/configs/models/tiny-llama.toml");
+  ModelWeights w(cfg, Device::cpu());
+  w.init_random(4);
+  AdamW opt(w, OptimizerConfig{});
+  REQUIRE_FALSE(ops::weight_cache_active());
+  {
+    const ops::WeightCacheScope outer;
+    {
+      const ops::WeightCacheScope inner;
+      CHECK(ops::weight_cache_active());
+    }
+    CHECK(ops::weight_cache_active());  // the outer one is still open
+    CHECK_THROWS_WITH(opt.step(0, 10), Catch::Contains("inside an ops::WeightCacheScope"));
+  }
+  CHECK_FALSE(ops::weight_cache_active());
+  CHECK_NOTHROW(opt.step(0, 10));
 }
