@@ -12,8 +12,11 @@
 #include <cuda_fp8.h>
 
 #include <cfloat>
+#include <vector>
 
 #include "core/cuda_check.h"
+#include "core/error.h"
+#include "kernels/cuda/cublaslt_context.h"
 #include "kernels/cuda/fp8_quantize_cuda.h"
 
 namespace crucible::cuda {
@@ -118,6 +121,53 @@ __nv_fp8_interpretation_t interpretation(DType format) {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// Transposed quantization of row groups (quantize_fp8_transposed): one 256-thread block per
+// (128-row tile of a group, 32 columns). The tile goes through shared memory; lane l of a
+// warp owns rows l, l + 32, l + 64, l + 96 of a column (conflict-free reads of the padded
+// tile), so a column's 128 values reduce with one warp shuffle and its codes leave as
+// 32-byte warp stores along the transposed row.
+constexpr int kColsPerBlock = 32;
+
+__global__ void quantize_transposed_kernel(const float* __restrict__ x, std::int64_t cols,
+                                           const Fp8TransposedGroup* __restrict__ groups,
+                                           const int2* __restrict__ tiles, std::uint8_t* __restrict__ q,
+                                           float* __restrict__ scale, float fp8_max, bool pow2,
+                                           __nv_fp8_interpretation_t fmt) {
+  __shared__ float tile[kBlock][kColsPerBlock + 1];
+  const int2 t = tiles[blockIdx.x];
+  const Fp8TransposedGroup g = groups[t.x];
+  const std::int64_t r0 = t.y;  // the tile's first row within the group
+  const std::int64_t c0 = static_cast<std::int64_t>(blockIdx.y) * kColsPerBlock;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int i = warp; i < kBlock; i += 8) {
+    const std::int64_t r = r0 + i, c = c0 + lane;
+    tile[i][lane] = r < g.rows && c < cols ? x[(g.row0 + r) * cols + c] : 0.0f;
+  }
+  __syncthreads();
+  for (int j = warp * 4; j < warp * 4 + 4; ++j) {
+    const std::int64_t c = c0 + j;
+    if (c >= cols) break;  // warp-uniform
+    float v[4];
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      v[i] = tile[lane + 32 * i][j];
+      amax = fmaxf(amax, finite_abs(v[i]));
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+    const float s = scale_from_amax(amax, fp8_max, pow2);
+    if (lane == 0) scale[g.scale_offset + c * g.scale_col + (r0 / kBlock) * g.scale_kb] = s;
+    std::uint8_t* row = q + g.code_offset + c * g.ld;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const std::int64_t r = r0 + lane + 32 * i;  // rows past g.rows hold 0: code 0 (the padding)
+      if (r < g.ld) row[r] = encode(v[i] / s, fmt);
+    }
+  }
+}
+
 }  // namespace
 
 void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t rows, std::int64_t cols,
@@ -148,6 +198,35 @@ void dequantize_fp8(const std::uint8_t* q, const float* scale, float* x, std::in
   dequantize_kernel<<<static_cast<unsigned>(ceil_div(n, block)), block, 0, static_cast<cudaStream_t>(stream)>>>(
       q, scale, x, rows, cols, ceil_div(cols, kBlock), layout == ScaleLayout::Block128x128,
       interpretation(format));
+  CHECK_CUDA_LAUNCH();
+}
+
+void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const Fp8TransposedGroup> groups,
+                             std::uint8_t* q, float* scale, Fp8Options opts, cudaStream_t stream) {
+  if (cols == 0) return;
+  std::vector<Fp8TransposedGroup> work;
+  std::vector<int2> tiles;
+  for (const Fp8TransposedGroup& g : groups) {
+    CRUCIBLE_CHECK(g.rows >= 0 && g.ld >= g.rows && g.ld <= ceil_div(g.rows, kBlock) * kBlock && g.ld % 4 == 0,
+                   "quantize_fp8_transposed: a group of ", g.rows, " rows cannot have ld ", g.ld,
+                   " (want rows <= ld <= rows rounded up to 128, a multiple of 4)");
+    if (g.rows == 0) continue;
+    for (std::int64_t r0 = 0; r0 < g.rows; r0 += kBlock)
+      tiles.push_back(int2{static_cast<int>(work.size()), static_cast<int>(r0)});
+    work.push_back(g);
+  }
+  if (tiles.empty()) return;
+  CRUCIBLE_CHECK(ceil_div(cols, kColsPerBlock) < 65536, "quantize_fp8_transposed: ", cols, " columns exceed the grid");
+  // NOTE: pageable uploads return once staged; the buffer is freed in stream order.
+  const std::size_t group_bytes = work.size() * sizeof(Fp8TransposedGroup);
+  DeviceScratch meta(group_bytes + tiles.size() * sizeof(int2), stream);
+  CHECK_CUDA(cudaMemcpyAsync(meta.get(), work.data(), group_bytes, cudaMemcpyHostToDevice, stream));
+  CHECK_CUDA(cudaMemcpyAsync(meta.as<char>() + group_bytes, tiles.data(), tiles.size() * sizeof(int2),
+                             cudaMemcpyHostToDevice, stream));
+  const dim3 grid(static_cast<unsigned>(tiles.size()), static_cast<unsigned>(ceil_div(cols, kColsPerBlock)));
+  quantize_transposed_kernel<<<grid, 256, 0, stream>>>(
+      x, cols, meta.as<Fp8TransposedGroup>(), reinterpret_cast<const int2*>(meta.as<char>() + group_bytes), q, scale,
+      opts.format == DType::E5M2 ? 57344.0f : 448.0f, opts.pow2_scales, interpretation(opts.format));
   CHECK_CUDA_LAUNCH();
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "kernels/cuda/fp8_quantize_cuda.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
@@ -133,31 +134,50 @@ void fp8_dgrad(const Tensor& dy, std::span<const Tensor> w, std::span<const std:
   sm90_fp8_grouped_gemm_nt(problems, st);
 }
 
-// dw_g [N, K] += dy_g^T x_g per group (K = the group's tokens), Fp8, one grouped launch.
+// dw_g [N, K] += dy_g^T x_g per group (K = the group's tokens), Fp8, one grouped launch. dy_g^T
+// and x_g^T of every group come from one transposed-quantize launch each (reading dy and x
+// once): group g's codes [N or K, ld_g] (ld_g = its rows rounded up to 16, zero-padded) and
+// Vec128-style scales [L_g, N or K], group after group.
 void fp8_wgrad(const Tensor& dy, const Tensor& x, std::span<const std::int64_t> offsets, std::span<Tensor> dw,
                cudaStream_t st) {
   const std::int64_t N = dy.dim(1), K = x.dim(1);
   if (N == 0 || K == 0) return;
-  std::vector<Fp8GemmInput> qa, qb;
-  std::vector<Fp8GroupedProblem> problems;
-  qa.reserve(dw.size());
-  qb.reserve(dw.size());
+  std::vector<Fp8TransposedGroup> gdy, gx;
+  std::int64_t codes = 0, scales = 0;  // per column of the operands: bytes and scale entries
   for (std::size_t g = 0; g < dw.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;  // dw_g += 0
-    {
-      DeviceScratch dyt(static_cast<std::size_t>(N * n) * sizeof(float), st);  // dy_g^T [N, n]
-      transpose_f32(f32(dy) + r0 * N, dyt.as<float>(), n, N, st);
-      qa.push_back(quantize(dyt.as<float>(), N, n, ScaleLayout::Tile1x128, st));
-    }
-    {
-      DeviceScratch xt(static_cast<std::size_t>(K * n) * sizeof(float), st);  // x_g^T [K, n]
-      transpose_f32(f32(x) + r0 * K, xt.as<float>(), n, K, st);
-      qb.push_back(quantize(xt.as<float>(), K, n, ScaleLayout::Tile1x128, st));
-    }
+    const std::int64_t ld = round_up(n, 16), L = (n + kFp8BlockSize - 1) / kFp8BlockSize;
+    gdy.push_back({r0, n, codes * N, ld, scales * N, 1, N});
+    gx.push_back({r0, n, codes * K, ld, scales * K, 1, K});
+    codes += ld;
+    scales += L;
+  }
+  if (gdy.empty()) return;
+  DeviceScratch qdy(static_cast<std::size_t>(codes * N), st), qx(static_cast<std::size_t>(codes * K), st);
+  DeviceScratch sdy(static_cast<std::size_t>(scales * N) * sizeof(float), st);
+  DeviceScratch sx(static_cast<std::size_t>(scales * K) * sizeof(float), st);
+  quantize_fp8_transposed(f32(dy), N, gdy, qdy.as<std::uint8_t>(), sdy.as<float>(), {}, st);
+  quantize_fp8_transposed(f32(x), K, gx, qx.as<std::uint8_t>(), sx.as<float>(), {}, st);
+  std::vector<Fp8GroupedProblem> problems;
+  std::size_t i = 0;
+  for (std::size_t g = 0; g < dw.size(); ++g) {
+    const std::int64_t n = offsets[g + 1] - offsets[g];
+    if (n == 0) continue;
+    const Fp8TransposedGroup& a = gdy[i];
+    const Fp8TransposedGroup& b = gx[i++];
     Fp8GroupedProblem q;
-    set_a(q, qa.back(), 0);
-    set_b(q, qb.back(), ScaleLayout::Tile1x128);
+    q.a = qdy.as<std::uint8_t>() + a.code_offset;  // dy_g^T [N, n]
+    q.lda = a.ld;
+    q.a_scale = sdy.as<float>() + a.scale_offset;
+    q.a_scale_row = 1;
+    q.a_scale_kb = N;
+    q.b = qx.as<std::uint8_t>() + b.code_offset;  // x_g^T [K, n], 1x128 tiles
+    q.ldb = b.ld;
+    q.b_scale = sx.as<float>() + b.scale_offset;
+    q.b_scale_group = 1;
+    q.b_scale_row = 1;
+    q.b_scale_kb = K;
     q.c = f32_mut(dw[g]);
     q.ldc = K;
     q.M = i32(N, "N");

@@ -274,12 +274,9 @@ void sm90_fp8_grouped_gemm_nt(std::span<const Fp8GroupedProblem> problems, cudaS
   }
   if (work.empty()) return;
 
-  int device = 0;
-  CHECK_CUDA(cudaGetDevice(&device));
-  cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, device));
-  CRUCIBLE_CHECK(prop.major == 9, "the FP8 grouped GEMM needs a Hopper GPU (compute capability 9.x); device ",
-                 device, " is ", prop.major, ".", prop.minor);
+  const CublasLtContext& ctx = CublasLtContext::current();  // the device's properties, read once
+  CRUCIBLE_CHECK(ctx.cc_major() == 9, "the FP8 grouped GEMM needs a Hopper GPU (compute capability 9.x); device ",
+                 ctx.device(), " is ", ctx.cc_major(), ".", ctx.cc_minor());
 
   // NOTE: a pageable cudaMemcpyAsync returns once the source is staged, so `work` may die
   // on return; the scratch buffer is freed in stream order after the kernel.

@@ -62,13 +62,6 @@ DeviceScratch to_bf16(const Tensor& t, cudaStream_t st) {
   return out;
 }
 
-// y [cols, rows] = x [rows, cols]^T, in stream order.
-DeviceScratch transposed(const float* x, std::int64_t rows, std::int64_t cols, cudaStream_t st) {
-  DeviceScratch out(static_cast<std::size_t>(rows * cols) * sizeof(float), st);
-  transpose_f32(x, out.as<float>(), rows, cols, st);
-  return out;
-}
-
 GemmOperand plain(const void* data, DType dtype) {
   return GemmOperand{data, dtype, nullptr, Fp8ScaleMode::PerTensor};
 }
@@ -93,6 +86,32 @@ void gemm_plain(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std:
 std::int64_t padded_rows(std::int64_t rows) { return round_up(rows, 4); }
 std::int64_t padded_k(std::int64_t k) { return round_up(k, kFp8BlockSize); }
 
+// An activation a [M, K] in 1x128 tiles, padded to [padded_rows(M), padded_k(K)].
+Fp8GemmInput activation_fp8(const float* a, std::int64_t M, std::int64_t K, cudaStream_t st) {
+  return quantize_gemm_operand(a, M, K, ScaleLayout::Tile1x128, padded_rows(M), padded_k(K), st);
+}
+
+// x^T for x [T, K] (f32, device) as an FP8 GEMM operand [padded_rows(K), padded_k(T)] in 1x128
+// tiles along T (Vec128 scales [Lp, rows_p]): the transposed quantizer reads x once; the
+// padded rows' codes and scales are zeroed.
+Fp8GemmInput quantize_transposed(const float* x, std::int64_t T, std::int64_t K, cudaStream_t st) {
+  Fp8GemmInput in;
+  in.rows_p = padded_rows(K);
+  in.k_p = padded_k(T);
+  const std::int64_t Lp = in.k_p / kFp8BlockSize;
+  in.q = DeviceScratch(static_cast<std::size_t>(in.rows_p * in.k_p), st);
+  in.scale = DeviceScratch(static_cast<std::size_t>(Lp * in.rows_p) * sizeof(float), st);
+  if (in.rows_p != K) {
+    CHECK_CUDA(cudaMemsetAsync(in.q.as<std::uint8_t>() + K * in.k_p, 0,
+                               static_cast<std::size_t>((in.rows_p - K) * in.k_p), st));
+    CHECK_CUDA(cudaMemsetAsync(in.scale.get(), 0, static_cast<std::size_t>(Lp * in.rows_p) * sizeof(float), st));
+  }
+  const Fp8TransposedGroup all{0, T, 0, in.k_p, 0, 1, in.rows_p};
+  quantize_fp8_transposed(x, K, std::span(&all, 1), in.q.as<std::uint8_t>(), in.scale.as<float>(), {}, st);
+  in.operand = GemmOperand{in.q.get(), DType::E4M3, in.scale.as<float>(), Fp8ScaleMode::Vec128};
+  return in;
+}
+
 // C [M, N] (+)= A B^T with an empty side: nothing to multiply (C = 0 when K = 0 and beta = 0).
 // Returns whether it was one.
 bool fp8_trivial(std::int64_t M, std::int64_t N, std::int64_t K, float* c, float beta, cudaStream_t st) {
@@ -102,15 +121,13 @@ bool fp8_trivial(std::int64_t M, std::int64_t N, std::int64_t K, float* c, float
   return true;
 }
 
-// C [M, N] = A [M, K] B [N, K]^T (+ beta C) in the FP8 recipe: A (f32, device) is quantized
-// in layout la and padded where cuBLASLt needs it (see the header); qb is B [N, K] quantized
-// and padded to [padded_rows(N), padded_k(K)].
+// C [M, N] = A [M, K] B [N, K]^T (+ beta C) in the FP8 recipe: qa and qb are A and B
+// quantized and padded (see the header) to [padded_rows(M or N), padded_k(K)].
 // NOTE: K is padded to whole 128-blocks (not just to cuBLASLt's 16) so that cuBLASLt never
 // sees a partial scale block; the CPU twin sums partial blocks, zeros add nothing.
-void fp8_gemm_nt(const float* a, ScaleLayout la, const Fp8GemmInput& qb, float* c, std::int64_t M,
-                 std::int64_t N, std::int64_t K, float beta, cudaStream_t st) {
+void fp8_gemm_nt(const Fp8GemmInput& qa, const Fp8GemmInput& qb, float* c, std::int64_t M, std::int64_t N,
+                 std::int64_t K, float beta, cudaStream_t st) {
   const std::int64_t Mp = padded_rows(M), Np = padded_rows(N), Kp = padded_k(K);
-  const Fp8GemmInput qa = quantize_gemm_operand(a, M, K, la, Mp, Kp, st);
   if (Mp == M && Np == N) {
     gemm_rowmajor(false, true, M, N, Kp, qa.operand, qb.operand, c, beta, st);
     return;
@@ -193,7 +210,7 @@ void gemm_nt_checked(const Tensor& a, const Tensor& b, bool b_is_weight, Tensor&
           b_is_weight ? weight_fp8(b, false, padded_rows(N), padded_k(K), local, st)
                       : (local = quantize_gemm_operand(f32(b), N, K, ScaleLayout::Block128x128, padded_rows(N),
                                                        padded_k(K), st));
-      fp8_gemm_nt(f32(a), ScaleLayout::Tile1x128, qb, f32_mut(c), M, N, K, beta, st);
+      fp8_gemm_nt(activation_fp8(f32(a), M, K, st), qb, f32_mut(c), M, N, K, beta, st);
       return;
     }
   }
@@ -259,18 +276,12 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
         // Dgrad as NT: dx = dy [T, out] (W^T [in, out])^T, K = out (W^T's blocks: weight_fp8).
         Fp8GemmInput local;
         const Fp8GemmInput& qwt = weight_fp8(w, true, padded_rows(in), padded_k(out), local, st);
-        fp8_gemm_nt(f32(dy), ScaleLayout::Tile1x128, qwt, f32_mut(dx), T, in, out, 0.0f, st);
+        fp8_gemm_nt(activation_fp8(f32(dy), T, out, st), qwt, f32_mut(dx), T, in, out, 0.0f, st);
       }
       // Wgrad as NT: dw += dy^T [out, T] (x^T [in, T])^T, K = T, both tiled along tokens.
-      // NOTE: transpose in FP32, then quantize; a fused quantize-transposed kernel would
-      // read each operand once instead of three times.
       if (fp8_trivial(out, in, T, f32_mut(dw), 1.0f, st)) break;
-      const DeviceScratch dyt = transposed(f32(dy), T, out, st);  // [out, T]
-      const DeviceScratch xt = transposed(f32(x), T, in, st);     // [in, T]
-      fp8_gemm_nt(dyt.as<float>(), ScaleLayout::Tile1x128,
-                  quantize_gemm_operand(xt.as<float>(), in, T, ScaleLayout::Tile1x128, padded_rows(in),
-                                        padded_k(T), st),
-                  f32_mut(dw), out, in, T, 1.0f, st);
+      fp8_gemm_nt(quantize_transposed(f32(dy), T, out, st), quantize_transposed(f32(x), T, in, st), f32_mut(dw),
+                  out, in, T, 1.0f, st);
       break;
     }
     default: CRUCIBLE_FAIL("linear_backward: unknown GemmPrecision ", static_cast<int>(p));
