@@ -134,6 +134,8 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   part.emplace("moe.fwd.shared");
   if (c.n_shared_experts > 0) mlp_forward(p.shared, x, prec, y, s.shared);
   else ops::fill(y, 0.0f);
+  part.reset();
+  part.emplace("moe.fwd.experts");
 
   // The routed experts: each a SwiGLU MLP on its contiguous band of the permuted rows,
   // as one grouped GEMM per projection over all experts (kernels/grouped_linear.h;

@@ -12,6 +12,7 @@
 #include <cuda_fp8.h>
 
 #include <cfloat>
+#include <cstdint>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -48,32 +49,51 @@ __device__ __forceinline__ float decode(std::uint8_t code, __nv_fp8_interpretati
   return __half2float(__half(h));
 }
 
-// One warp per tile of 1 row x 128 columns.
+// One warp per tile of 1 row x 128 columns; lane l holds columns 4l .. 4l + 3 of the tile
+// (one 16-byte load when `vec`: x 16-byte aligned and cols % 4 == 0). Codes of row r go to
+// q + r ldq, the columns [cols, ldq) of the row written 0 (ldq <= tiles_per_row 128; packed
+// 4-byte stores when ldq % 4 == 0); the tile's scale to scale[r scale_row + kb scale_kb].
 __global__ void quantize_tile1x128_kernel(const float* __restrict__ x, std::uint8_t* __restrict__ q,
                                           float* __restrict__ scale, std::int64_t rows,
-                                          std::int64_t cols, std::int64_t tiles_per_row,
+                                          std::int64_t cols, std::int64_t tiles_per_row, std::int64_t ldq,
+                                          std::int64_t scale_row, std::int64_t scale_kb, bool vec,
                                           float fp8_max, bool pow2, __nv_fp8_interpretation_t fmt) {
   const int lane = threadIdx.x % 32;
   const std::int64_t tile = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   if (tile >= rows * tiles_per_row) return;
-  const std::int64_t row = tile / tiles_per_row;
-  const std::int64_t col0 = (tile % tiles_per_row) * kBlock + lane * 4;
+  const std::int64_t row = tile / tiles_per_row, kb = tile % tiles_per_row;
+  const std::int64_t col0 = kb * kBlock + lane * 4;
   const float* src = x + row * cols;
   float v[4];
+  if (vec && col0 + 3 < cols) {
+    const float4 f = *reinterpret_cast<const float4*>(src + col0);
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = col0 + i < cols ? src[col0 + i] : 0.0f;
+  }
   float amax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    v[i] = col0 + i < cols ? src[col0 + i] : 0.0f;
-    amax = fmaxf(amax, finite_abs(v[i]));
-  }
+  for (int i = 0; i < 4; ++i) amax = fmaxf(amax, finite_abs(v[i]));
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2)
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
   const float s = scale_from_amax(amax, fp8_max, pow2);
-  if (lane == 0) scale[tile] = s;
+  if (lane == 0) scale[row * scale_row + kb * scale_kb] = s;
+  std::uint8_t c[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
-    if (col0 + i < cols) q[row * cols + col0 + i] = encode(v[i] / s, fmt);
+  for (int i = 0; i < 4; ++i) c[i] = col0 + i < cols ? encode(v[i] / s, fmt) : std::uint8_t{0};
+  std::uint8_t* dst = q + row * ldq;
+  if (ldq % 4 == 0 && col0 + 3 < ldq) {
+    *reinterpret_cast<std::uint32_t*>(dst + col0) = static_cast<std::uint32_t>(c[0]) |
+                                                     static_cast<std::uint32_t>(c[1]) << 8 |
+                                                     static_cast<std::uint32_t>(c[2]) << 16 |
+                                                     static_cast<std::uint32_t>(c[3]) << 24;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      if (col0 + i < ldq) dst[col0 + i] = c[i];
+  }
 }
 
 // One 256-thread block per 128 x 128 block; thread t owns column t % 128 of rows
@@ -170,6 +190,22 @@ __global__ void quantize_transposed_kernel(const float* __restrict__ x, std::int
 
 }  // namespace
 
+void quantize_fp8_tiles(const float* x, std::int64_t rows, std::int64_t cols, std::uint8_t* q, std::int64_t ldq,
+                        float* scale, std::int64_t scale_row, std::int64_t scale_kb, Fp8Options opts,
+                        cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return;
+  const std::int64_t tiles_per_row = ceil_div(cols, kBlock);
+  CRUCIBLE_CHECK(ldq >= cols && ldq <= tiles_per_row * kBlock, "quantize_fp8_tiles: ldq ", ldq, " for ", cols,
+                 " columns (want cols <= ldq <= cols rounded up to 128)");
+  const bool vec = cols % 4 == 0 && reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
+  const std::int64_t threads = rows * tiles_per_row * 32;
+  const int block = 256;
+  quantize_tile1x128_kernel<<<static_cast<unsigned>(ceil_div(threads, block)), block, 0, stream>>>(
+      x, q, scale, rows, cols, tiles_per_row, ldq, scale_row, scale_kb, vec,
+      opts.format == DType::E5M2 ? 57344.0f : 448.0f, opts.pow2_scales, interpretation(opts.format));
+  CHECK_CUDA_LAUNCH();
+}
+
 void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t rows, std::int64_t cols,
                   ScaleLayout layout, Fp8Options opts, void* stream) {
   if (rows == 0 || cols == 0) return;
@@ -178,10 +214,7 @@ void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t ro
   const auto fmt = interpretation(opts.format);
   const std::int64_t tiles_per_row = ceil_div(cols, kBlock);
   if (layout == ScaleLayout::Tile1x128) {
-    const std::int64_t threads = rows * tiles_per_row * 32;
-    const int block = 256;
-    quantize_tile1x128_kernel<<<static_cast<unsigned>(ceil_div(threads, block)), block, 0, st>>>(
-        x, q, scale, rows, cols, tiles_per_row, fp8_max, opts.pow2_scales, fmt);
+    quantize_fp8_tiles(x, rows, cols, q, cols, scale, tiles_per_row, 1, opts, st);
   } else {
     const std::int64_t blocks = ceil_div(rows, kBlock) * tiles_per_row;
     quantize_block128x128_kernel<<<static_cast<unsigned>(blocks), 256, 0, st>>>(

@@ -15,6 +15,13 @@ namespace crucible::cuda {
 // x [rows, cols] f32 -> q [rows, cols] fp8 codes, scale per layout (f32).
 void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t rows,
                   std::int64_t cols, ScaleLayout layout, Fp8Options opts, void* stream);
+// quantize_fp8's Tile1x128 with the outputs laid out for a GEMM: the codes of row r at
+// q + r ldq, zero from column cols to ldq (cols <= ldq <= cols rounded up to 128), the scale
+// of tile kb of row r at scale[r scale_row + kb scale_kb].
+void quantize_fp8_tiles(const float* x, std::int64_t rows, std::int64_t cols, std::uint8_t* q, std::int64_t ldq,
+                        float* scale, std::int64_t scale_row, std::int64_t scale_kb, Fp8Options opts,
+                        cudaStream_t stream);
+
 // One group of rows of x [*, cols] for quantize_fp8_transposed: rows [row0, row0 + rows) form
 // x_g, whose transpose x_g^T [cols, rows] is quantized in 1x128 tiles along x_g's rows
 // (tiles start at row0): the codes of x_g^T's row c go to q + code_offset + c ld, bytes

@@ -157,6 +157,19 @@ Fp8GemmInput quantize_gemm_operand(const float* x, std::int64_t rows, std::int64
   in.rows_p = rows_p;
   in.k_p = k_p;
   in.q = DeviceScratch(static_cast<std::size_t>(rows_p * k_p), stream);  // [rows_p, k_p]
+  if (layout == ScaleLayout::Tile1x128 && k_p <= L * kFp8BlockSize) {
+    // 1x128 tiles straight into the GEMM's layout: codes [rows_p, k_p] (the quantizer zeroes
+    // columns k .. k_p), scales Vec128 [Lp, rows_p]; padded rows zeroed here.
+    in.scale = DeviceScratch(static_cast<std::size_t>(Lp * rows_p) * sizeof(float), stream);
+    if (rows_p != rows) {
+      CHECK_CUDA(cudaMemsetAsync(in.q.as<std::uint8_t>() + rows * k_p, 0, static_cast<std::size_t>((rows_p - rows) * k_p),
+                                 stream));
+      CHECK_CUDA(cudaMemsetAsync(in.scale.get(), 0, static_cast<std::size_t>(Lp * rows_p) * sizeof(float), stream));
+    }
+    quantize_fp8_tiles(x, rows, k, in.q.as<std::uint8_t>(), k_p, in.scale.as<float>(), 1, rows_p, opts, stream);
+    in.operand = GemmOperand{in.q.get(), opts.format, in.scale.as<float>(), Fp8ScaleMode::Vec128};
+    return in;
+  }
   const bool pad_codes = rows_p != rows || k_p != k;
   DeviceScratch raw_q;  // [rows, k] when padding
   if (pad_codes) raw_q = DeviceScratch(static_cast<std::size_t>(rows * k), stream);
