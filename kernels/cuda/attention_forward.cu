@@ -18,10 +18,11 @@
 // Grid: x over the query tiles of all sequences (heaviest-last-tile order reversed so
 // long causal rows start first), y over query heads. GQA: head h reads kv head
 // h / (Hq / Hkv). Variants: (dqk, dv) in kVariants below.
-// NOTE: operands arrive as FP32 (the op's contract), so tiles are converted while
-// staged (16-byte loads, 8 in flight per thread) rather than copied by cp.async/TMA;
-// with 69 KB of shared memory per block three blocks share an SM and hide each other's
-// staging. A BF16 copy of K/V made once would allow a cp.async pipeline (next step).
+// Staging: q, k and v arrive as FP32 (the op's contract) and are rounded to BF16 once per
+// call (the same RNE rounding the kernel applied while staging before, so the same bits);
+// the kernel then copies 16-byte pieces with cp.async, K/V tiles double-buffered: tile
+// kt + 1 is in flight while tile kt is multiplied. (Converting FP32 tiles while staging
+// left warps stalled on global loads ~30% of the time: ncu, bench/results session 5.)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,6 +32,8 @@
 #include "core/error.h"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/cuda/cublaslt_context.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
 
 namespace crucible::cuda {
 
@@ -42,9 +45,9 @@ constexpr int kBM = 64;  // query rows per block (16 per warp)
 constexpr int kBN = 64;  // keys per tile
 
 struct ForwardParams {
-  const float* q;             // [T, Hq, dqk]
-  const float* k;             // [T, Hkv, dqk]
-  const float* v;             // [T, Hkv, dv]
+  const bf16* q;              // [T, Hq, dqk]
+  const bf16* k;              // [T, Hkv, dqk]
+  const bf16* v;              // [T, Hkv, dv]
   const std::int32_t* cu;     // [n_seq + 1]
   float* out;                 // [T, Hq, dv]
   float* lse;                 // [T, Hq]
@@ -52,9 +55,35 @@ struct ForwardParams {
   int T, Hq, Hkv, group, n_seq;
 };
 
+// Q, and two buffers each of K and V.
 template <int DQK, int DV>
 constexpr std::size_t forward_smem_bytes() {
-  return sizeof(bf16) * (static_cast<std::size_t>(kBM + kBN) * (DQK + kPad) + kBN * (DV + kPad));
+  return sizeof(bf16) * (static_cast<std::size_t>(kBM + 2 * kBN) * (DQK + kPad) + 2 * kBN * (DV + kPad));
+}
+
+__device__ __forceinline__ void cp_async16_zfill(void* smem_dst, const void* gmem_src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem_src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// dst [ROWS][D + kPad] <- ROWS rows of D BF16 (row r at src + r * ld), rows >= valid
+// zero-filled, as 16-byte cp.async pieces (one commit group is the caller's). src 16-byte
+// aligned, ld a multiple of 8. All kThreads threads call.
+template <int ROWS, int D>
+__device__ __forceinline__ void stage_rows_async(bf16* dst, const bf16* src, std::int64_t ld, int valid) {
+  constexpr int kChunks = D / 8;  // 16-byte pieces per row
+  static_assert((ROWS * kChunks) % kThreads == 0, "tile must split evenly over the block");
+#pragma unroll
+  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
+    const int i = it * kThreads + threadIdx.x, r = i / kChunks, c = (i % kChunks) * 8;
+    cp_async16_zfill(dst + r * (D + kPad) + c, r < valid ? src + r * ld + c : src, r < valid);
+  }
 }
 
 template <int DQK, int DV>
@@ -62,8 +91,8 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const 
   static_assert(DQK % 16 == 0 && DV % 16 == 0, "head dims must be multiples of 16");
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [kBM][DQK + kPad]
-  bf16* ks = qs + kBM * (DQK + kPad);         // [kBN][DQK + kPad]
-  bf16* vs = ks + kBN * (DQK + kPad);         // [kBN][DV + kPad]
+  bf16* ks0 = qs + kBM * (DQK + kPad);        // 2 x [kBN][DQK + kPad]
+  bf16* vs0 = ks0 + 2 * kBN * (DQK + kPad);   // 2 x [kBN][DV + kPad]
 
   Tile tile;
   if (!find_tile(p.cu, p.n_seq, p.T, kBM, blockIdx.x, /*reverse=*/true, tile)) return;
@@ -71,11 +100,17 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
   const std::int64_t ldq = static_cast<std::int64_t>(p.Hq) * DQK, ldk = static_cast<std::int64_t>(p.Hkv) * DQK;
   const std::int64_t ldv = static_cast<std::int64_t>(p.Hkv) * DV, ldo = static_cast<std::int64_t>(p.Hq) * DV;
-  const float* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;  // key 0 of the sequence
-  const float* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
+  const bf16* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;  // key 0 of the sequence
+  const bf16* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
+  auto stage_kv = [&](int kt) {  // K/V tile kt into buffer kt % 2, one commit group
+    const int j0 = kt * kBN, valid = min(kBN, tile.len - j0), b = kt % 2;
+    stage_rows_async<kBN, DQK>(ks0 + b * kBN * (DQK + kPad), kg + j0 * ldk, ldk, valid);
+    stage_rows_async<kBN, DV>(vs0 + b * kBN * (DV + kPad), vg + j0 * ldv, ldv, valid);
+    cp_async_commit();
+  };
 
-  stage_rows_bf16<kBM, DQK>(qs, p.q + static_cast<std::int64_t>(tile.t0 + tile.row0) * ldq + h * DQK, ldq,
-                            min(kBM, tile.len - tile.row0));
+  stage_rows_async<kBM, DQK>(qs, p.q + static_cast<std::int64_t>(tile.t0 + tile.row0) * ldq + h * DQK, ldq,
+                             min(kBM, tile.len - tile.row0));  // committed with K/V tile 0
 
   const int warp_row0 = tile.row0 + warp * 16;            // the warp's first row (in the sequence)
   const int row_lo = warp_row0 + gid, row_hi = row_lo + 8;  // this thread's two rows
@@ -87,13 +122,21 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const 
   for (int n = 0; n < DV / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row: running max (log2 units), partial sum
 
+  stage_kv(0);
   for (int kt = 0; kt < n_tiles; ++kt) {
     const int j0 = kt * kBN;
-    __syncthreads();  // the previous tile's reads are done
-    stage_rows_bf16<kBN, DQK>(ks, kg + j0 * ldk, ldk, min(kBN, tile.len - j0));
-    stage_rows_bf16<kBN, DV>(vs, vg + j0 * ldv, ldv, min(kBN, tile.len - j0));
+    // Tile kt + 1 goes into the other buffer, whose last readers (tile kt - 1) passed the
+    // barrier at the end of the previous iteration.
+    if (kt + 1 < n_tiles) {
+      stage_kv(kt + 1);
+      cp_async_wait<1>();  // everything but tile kt + 1 has landed
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
-    if (j0 > warp_row0 + 15) continue;  // warp-uniform: every key of the tile is after the warp's rows
+    const bf16* ks = ks0 + (kt % 2) * kBN * (DQK + kPad);
+    const bf16* vs = vs0 + (kt % 2) * kBN * (DV + kPad);
+    if (j0 <= warp_row0 + 15) {  // warp-uniform: else every key of the tile is after the warp's rows
 
     // S = Q K^T for the warp's 16 rows x kBN keys.
     float s[kBN / 8][4];
@@ -161,6 +204,8 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const 
         mma_bf16(o[2 * n + 1], a, b[2], b[3]);
       }
     }
+    }
+    __syncthreads();  // tile kt's buffers are free for tile kt + 2
   }
 
   // l over the quad, then the normalized rows and their lse.
@@ -211,9 +256,18 @@ void attention_forward(const float* q, const float* k, const float* v, const std
     CRUCIBLE_CHECK(reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0,
                    "attention_forward (CUDA): q, k, v and out must be 16-byte aligned");
   if (s.T == 0 || s.n_seq == 0) return;
-  const ForwardParams p{q,
-                        k,
-                        v,
+  auto st = static_cast<cudaStream_t>(stream);
+  // BF16 copies (RNE), made once and read by every tile that needs them.
+  auto bf16_copy = [&](const float* x, std::int64_t n) {
+    DeviceScratch out(static_cast<std::size_t>(n) * sizeof(bf16), st);
+    cast_f32_to_bf16(x, out.as<std::uint16_t>(), n, st);
+    return out;
+  };
+  const DeviceScratch qb = bf16_copy(q, s.T * s.Hq * s.dqk), kb = bf16_copy(k, s.T * s.Hkv * s.dqk),
+                      vb = bf16_copy(v, s.T * s.Hkv * s.dv);
+  const ForwardParams p{qb.as<bf16>(),
+                        kb.as<bf16>(),
+                        vb.as<bf16>(),
                         cu_seqlens,
                         out,
                         lse,
@@ -223,7 +277,6 @@ void attention_forward(const float* q, const float* k, const float* v, const std
                         static_cast<int>(s.Hkv),
                         static_cast<int>(s.Hq / s.Hkv),
                         static_cast<int>(s.n_seq)};
-  auto st = static_cast<cudaStream_t>(stream);
   if (s.dqk == 192) return launch_forward<192, 128>(p, s.n_seq, st);
   if (s.dqk == 128) return launch_forward<128, 128>(p, s.n_seq, st);
   return launch_forward<64, 64>(p, s.n_seq, st);
