@@ -12,13 +12,17 @@
 //      registers; it computes S^T = K Q^T and dP^T = V dO^T directly, so P^T and dS^T
 //      are A fragments of dV += P^T dO and dK += dS^T Q without a trip through memory.
 //   3. bf16_attention_dq_kernel: one block per kBM = 64 query rows of one query head (16
-//      rows per warp), over the key tiles the rows see: S, dP again, dQ += dS K.
+//      rows per warp), over the key tiles (kBK = 32) the rows see: S, dP again, dQ += dS K.
 // NOTE: kernel 3 recomputes S and dP (7 matrix products where FlashAttention-2 does 5)
 // in exchange for determinism: dQ is summed over key tiles in registers instead of
 // being accumulated with float atomics by the dK/dV blocks.
 // Precision: q, k, v, dout, P and dS rounded to BF16 (RNE) before the products; lse,
 // D, the exponentials and all accumulators FP32. tests/gpu/test_attention.cpp derives
 // the error bound.
+// Staging: q, k, v and dout are rounded to BF16 once per call; the kernels copy tiles
+// with cp.async, the looped tiles double-buffered (kernel 2: Q, dO, lse and D of the
+// next (head, query tile); kernel 3: the next kBK = 32 keys), so the next tile is in
+// flight while the current one is multiplied.
 // NOTE: kBQ = 32 keeps kernel 2 within 255 registers at dqk = 192 (dK 96 + dV 64
 // accumulators per thread, plus S^T and dP^T 16 each).
 #include <cuda_runtime.h>
@@ -29,6 +33,8 @@
 #include "core/error.h"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/cuda/cublaslt_context.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
 
 namespace crucible::cuda {
 
@@ -36,15 +42,16 @@ namespace {
 
 using namespace attn;
 
-constexpr int kBN = 64;  // keys per dK/dV block (16 per warp); keys per tile in the dQ pass
+constexpr int kBN = 64;  // keys per dK/dV block (16 per warp)
 constexpr int kBQ = 32;  // query rows per tile in the dK/dV pass
 constexpr int kBM = 64;  // query rows per dQ block (16 per warp)
+constexpr int kBK = 32;  // keys per tile in the dQ pass (double-buffered)
 
 struct BackwardParams {
-  const float* dout;        // [T, Hq, dv]
-  const float* q;           // [T, Hq, dqk]
-  const float* k;           // [T, Hkv, dqk]
-  const float* v;           // [T, Hkv, dv]
+  const bf16* dout;         // [T, Hq, dv]
+  const bf16* q;            // [T, Hq, dqk]
+  const bf16* k;            // [T, Hkv, dqk]
+  const bf16* v;            // [T, Hkv, dv]
   const float* lse;         // [T, Hq]
   const float* delta;       // [T, Hq] D = rowsum(dout * out)
   const std::int32_t* cu;   // [n_seq + 1]
@@ -74,10 +81,11 @@ __global__ void attention_delta_kernel(const float* __restrict__ dout, const flo
   if (lane == 0) delta[row] = sum;
 }
 
+// K and V of the block; two buffers each of the Q, dO, lse and delta tiles.
 template <int DQK, int DV>
 constexpr std::size_t dkdv_smem_bytes() {
-  return sizeof(bf16) * (static_cast<std::size_t>(kBN + kBQ) * (DQK + kPad + DV + kPad)) +
-         2 * kBQ * sizeof(float);
+  return sizeof(bf16) * (static_cast<std::size_t>(kBN + 2 * kBQ) * (DQK + kPad + DV + kPad)) +
+         2 * 2 * kBQ * sizeof(float);
 }
 
 template <int DQK, int DV>
@@ -85,10 +93,10 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dkdv_kernel(const Bac
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* ks = reinterpret_cast<bf16*>(smem);  // [kBN][DQK + kPad]
   bf16* vs = ks + kBN * (DQK + kPad);         // [kBN][DV + kPad]
-  bf16* qs = vs + kBN * (DV + kPad);          // [kBQ][DQK + kPad]
-  bf16* dos = qs + kBQ * (DQK + kPad);        // [kBQ][DV + kPad]
-  float* lse_s = reinterpret_cast<float*>(dos + kBQ * (DV + kPad));  // [kBQ] lse * log2(e)
-  float* delta_s = lse_s + kBQ;                                       // [kBQ]
+  bf16* qs0 = vs + kBN * (DV + kPad);         // 2 x [kBQ][DQK + kPad]
+  bf16* dos0 = qs0 + 2 * kBQ * (DQK + kPad);  // 2 x [kBQ][DV + kPad]
+  float* lse_s0 = reinterpret_cast<float*>(dos0 + 2 * kBQ * (DV + kPad));  // 2 x [kBQ] lse * log2(e)
+  float* delta_s0 = lse_s0 + 2 * kBQ;                                       // 2 x [kBQ]
 
   Tile tile;  // keys j0 .. j0 + kBN - 1 of one sequence; long causal columns come first
   if (!find_tile(p.cu, p.n_seq, p.T, kBN, blockIdx.x, /*reverse=*/false, tile)) return;
@@ -98,8 +106,26 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dkdv_kernel(const Bac
   const std::int64_t ldv = static_cast<std::int64_t>(p.Hkv) * DV, ldo = static_cast<std::int64_t>(p.Hq) * DV;
   const int j0 = tile.row0;
   const std::int64_t key_t0 = static_cast<std::int64_t>(tile.t0) + j0;  // first key token of the block
-  stage_rows_bf16<kBN, DQK>(ks, p.k + key_t0 * ldk + g * DQK, ldk, min(kBN, tile.len - j0));
-  stage_rows_bf16<kBN, DV>(vs, p.v + key_t0 * ldv + g * DV, ldv, min(kBN, tile.len - j0));
+  stage_rows_async<kBN, DQK>(ks, p.k + key_t0 * ldk + g * DQK, ldk, min(kBN, tile.len - j0));
+  stage_rows_async<kBN, DV>(vs, p.v + key_t0 * ldv + g * DV, ldv, min(kBN, tile.len - j0));  // with tile 0
+
+  // The (query head, query tile) pairs in order: heads of the group, then the query tiles
+  // that see a key of the block. Pair it goes into buffer it % 2, one commit group.
+  const int i_first = (j0 / kBQ) * kBQ, per_head = (tile.len - i_first + kBQ - 1) / kBQ;
+  const int n_pairs = p.group * per_head;
+  auto stage_q = [&](int it) {
+    const int h = g * p.group + it / per_head, i0 = i_first + (it % per_head) * kBQ, b = it % 2;
+    const std::int64_t q_t0 = static_cast<std::int64_t>(tile.t0) + i0;
+    const int q_valid = min(kBQ, tile.len - i0);
+    stage_rows_async<kBQ, DQK>(qs0 + b * kBQ * (DQK + kPad), p.q + q_t0 * ldq + h * DQK, ldq, q_valid);
+    stage_rows_async<kBQ, DV>(dos0 + b * kBQ * (DV + kPad), p.dout + q_t0 * ldo + h * DV, ldo, q_valid);
+    cp_async_commit();
+    if (threadIdx.x < kBQ) {  // plain loads: visible after the barrier that follows the wait
+      const int r = threadIdx.x;
+      lse_s0[b * kBQ + r] = r < q_valid ? p.lse[(q_t0 + r) * p.Hq + h] * kLog2e : 0.0f;
+      delta_s0[b * kBQ + r] = r < q_valid ? p.delta[(q_t0 + r) * p.Hq + h] : 0.0f;
+    }
+  };
 
   const int warp_key0 = j0 + warp * 16;
   const int key_lo = warp_key0 + gid, key_hi = key_lo + 8;  // this thread's two keys
@@ -109,21 +135,23 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dkdv_kernel(const Bac
 #pragma unroll
   for (int n = 0; n < DV / 8; ++n) dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
 
-  for (int hh = 0; hh < p.group; ++hh) {
-    const int h = g * p.group + hh;
-    for (int i0 = (j0 / kBQ) * kBQ; i0 < tile.len; i0 += kBQ) {  // query tiles that see a key of the block
-      const std::int64_t q_t0 = static_cast<std::int64_t>(tile.t0) + i0;
-      const int q_valid = min(kBQ, tile.len - i0);
-      __syncthreads();  // the previous tile's reads are done
-      stage_rows_bf16<kBQ, DQK>(qs, p.q + q_t0 * ldq + h * DQK, ldq, q_valid);
-      stage_rows_bf16<kBQ, DV>(dos, p.dout + q_t0 * ldo + h * DV, ldo, q_valid);
-      if (threadIdx.x < kBQ) {
-        const int r = threadIdx.x;
-        lse_s[r] = r < q_valid ? p.lse[(q_t0 + r) * p.Hq + h] * kLog2e : 0.0f;
-        delta_s[r] = r < q_valid ? p.delta[(q_t0 + r) * p.Hq + h] : 0.0f;
+  if (n_pairs > 0) stage_q(0);
+  for (int it = 0; it < n_pairs; ++it) {
+    {
+      const int i0 = i_first + (it % per_head) * kBQ, b = it % 2;
+      // Pair it + 1 goes into the other buffer, free since the barrier ending pair it - 1.
+      if (it + 1 < n_pairs) {
+        stage_q(it + 1);
+        cp_async_wait<1>();  // everything but pair it + 1 has landed
+      } else {
+        cp_async_wait<0>();
       }
       __syncthreads();
-      if (i0 + kBQ - 1 < warp_key0) continue;  // warp-uniform: every query of the tile is before its keys
+      const bf16* qs = qs0 + b * kBQ * (DQK + kPad);
+      const bf16* dos = dos0 + b * kBQ * (DV + kPad);
+      const float* lse_s = lse_s0 + b * kBQ;
+      const float* delta_s = delta_s0 + b * kBQ;
+      if (i0 + kBQ - 1 >= warp_key0) {  // warp-uniform: else every query of the tile is before its keys
 
       // S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys x kBQ queries.
       float st[kBQ / 8][4], dpt[kBQ / 8][4];
@@ -187,6 +215,8 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dkdv_kernel(const Bac
           mma_bf16(dk[2 * n + 1], ads, b[2], b[3]);
         }
       }
+      }
+      __syncthreads();  // pair it's buffers are free for pair it + 2
     }
   }
 
@@ -207,9 +237,10 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dkdv_kernel(const Bac
   }
 }
 
+// Q and dO of the block; two buffers each of the K and V tiles.
 template <int DQK, int DV>
 constexpr std::size_t dq_smem_bytes() {
-  return sizeof(bf16) * (static_cast<std::size_t>(kBM + kBN) * (DQK + kPad + DV + kPad));
+  return sizeof(bf16) * (static_cast<std::size_t>(kBM + 2 * kBK) * (DQK + kPad + DV + kPad));
 }
 
 template <int DQK, int DV>
@@ -217,8 +248,8 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [kBM][DQK + kPad]
   bf16* dos = qs + kBM * (DQK + kPad);        // [kBM][DV + kPad]
-  bf16* ks = dos + kBM * (DV + kPad);         // [kBN][DQK + kPad]
-  bf16* vs = ks + kBN * (DQK + kPad);         // [kBN][DV + kPad]
+  bf16* ks0 = dos + kBM * (DV + kPad);        // 2 x [kBK][DQK + kPad]
+  bf16* vs0 = ks0 + 2 * kBK * (DQK + kPad);   // 2 x [kBK][DV + kPad]
 
   Tile tile;
   if (!find_tile(p.cu, p.n_seq, p.T, kBM, blockIdx.x, /*reverse=*/true, tile)) return;
@@ -228,10 +259,16 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
   const std::int64_t ldv = static_cast<std::int64_t>(p.Hkv) * DV, ldo = static_cast<std::int64_t>(p.Hq) * DV;
   const std::int64_t q_t0 = static_cast<std::int64_t>(tile.t0) + tile.row0;
   const int q_valid = min(kBM, tile.len - tile.row0);
-  stage_rows_bf16<kBM, DQK>(qs, p.q + q_t0 * ldq + h * DQK, ldq, q_valid);
-  stage_rows_bf16<kBM, DV>(dos, p.dout + q_t0 * ldo + h * DV, ldo, q_valid);
-  const float* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;
-  const float* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
+  stage_rows_async<kBM, DQK>(qs, p.q + q_t0 * ldq + h * DQK, ldq, q_valid);
+  stage_rows_async<kBM, DV>(dos, p.dout + q_t0 * ldo + h * DV, ldo, q_valid);  // with K/V tile 0
+  const bf16* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;
+  const bf16* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
+  auto stage_kv = [&](int kt) {  // K/V tile kt into buffer kt % 2, one commit group
+    const int j0 = kt * kBK, valid = min(kBK, tile.len - j0), b = kt % 2;
+    stage_rows_async<kBK, DQK>(ks0 + b * kBK * (DQK + kPad), kg + j0 * ldk, ldk, valid);
+    stage_rows_async<kBK, DV>(vs0 + b * kBK * (DV + kPad), vg + j0 * ldv, ldv, valid);
+    cp_async_commit();
+  };
 
   const int warp_row0 = tile.row0 + warp * 16;
   const int row_lo = warp_row0 + gid, row_hi = row_lo + 8;
@@ -248,18 +285,24 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
   for (int n = 0; n < DQK / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
 
   const int key_end = min(tile.len, tile.row0 + kBM);
-  const int n_tiles = (key_end + kBN - 1) / kBN;
+  const int n_tiles = (key_end + kBK - 1) / kBK;
+  stage_kv(0);
   for (int kt = 0; kt < n_tiles; ++kt) {
-    const int j0 = kt * kBN;
+    const int j0 = kt * kBK;
+    if (kt + 1 < n_tiles) {  // into the buffer freed by the barrier ending tile kt - 1
+      stage_kv(kt + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
-    stage_rows_bf16<kBN, DQK>(ks, kg + j0 * ldk, ldk, min(kBN, tile.len - j0));
-    stage_rows_bf16<kBN, DV>(vs, vg + j0 * ldv, ldv, min(kBN, tile.len - j0));
-    __syncthreads();
-    if (j0 > warp_row0 + 15) continue;
+    const bf16* ks = ks0 + (kt % 2) * kBK * (DQK + kPad);
+    const bf16* vs = vs0 + (kt % 2) * kBK * (DV + kPad);
+    if (j0 <= warp_row0 + 15) {  // warp-uniform: else every key of the tile is after the warp's rows
 
-    float s[kBN / 8][4], dp[kBN / 8][4];
+    float s[kBK / 8][4], dp[kBK / 8][4];
 #pragma unroll
-    for (int n = 0; n < kBN / 8; ++n)
+    for (int n = 0; n < kBK / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
 #pragma unroll
@@ -267,7 +310,7 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
       std::uint32_t a[4];
       load_a<DQK>(a, qs, warp * 16, k0, gid, tig);
 #pragma unroll
-      for (int n = 0; n < kBN / 8; ++n) {
+      for (int n = 0; n < kBK / 8; ++n) {
         std::uint32_t b0, b1;
         load_b_nt<DQK>(b0, b1, ks, n * 8, k0, gid, tig);
         mma_bf16(s[n], a, b0, b1);
@@ -278,23 +321,23 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
       std::uint32_t a[4];
       load_a<DV>(a, dos, warp * 16, k0, gid, tig);
 #pragma unroll
-      for (int n = 0; n < kBN / 8; ++n) {
+      for (int n = 0; n < kBK / 8; ++n) {
         std::uint32_t b0, b1;
         load_b_nt<DV>(b0, b1, vs, n * 8, k0, gid, tig);
         mma_bf16(dp[n], a, b0, b1);
       }
     }
 #pragma unroll
-    for (int n = 0; n < kBN / 8; ++n)
+    for (int n = 0; n < kBK / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int j = j0 + n * 8 + 2 * tig + (e & 1), r = e / 2, row = r == 0 ? row_lo : row_hi;
         const float pe = (j <= row && row < tile.len) ? exp2f(s[n][e] * p.scale_log2 - lse2[r]) : 0.0f;
         dp[n][e] = pe * (dp[n][e] - delta[r]);
       }
-    // dQ += dS K (k = the kBN keys).
+    // dQ += dS K (k = the kBK keys).
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
+    for (int kk = 0; kk < kBK / 16; ++kk) {
       const std::uint32_t a[4] = {pack_bf16(dp[2 * kk][0], dp[2 * kk][1]), pack_bf16(dp[2 * kk][2], dp[2 * kk][3]),
                                   pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
                                   pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
@@ -306,6 +349,8 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
         mma_bf16(dq[2 * n + 1], a, b[2], b[3]);
       }
     }
+    }
+    __syncthreads();  // tile kt's buffers are free for tile kt + 2
   }
 
 #pragma unroll
@@ -357,10 +402,18 @@ void attention_backward(const float* dout, const float* q, const float* k, const
   attention_delta_kernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kThreads, 0, st>>>(
       dout, out, delta, rows, static_cast<int>(s.dv));
   CHECK_CUDA_LAUNCH();
-  const BackwardParams p{dout,
-                         q,
-                         k,
-                         v,
+  // BF16 copies (RNE, the rounding the kernels applied while staging before), made once.
+  auto bf16_copy = [&](const float* x, std::int64_t n) {
+    DeviceScratch copy(static_cast<std::size_t>(n) * sizeof(bf16), st);
+    cast_f32_to_bf16(x, copy.as<std::uint16_t>(), n, st);
+    return copy;
+  };
+  const DeviceScratch dob = bf16_copy(dout, s.T * s.Hq * s.dv), qb = bf16_copy(q, s.T * s.Hq * s.dqk),
+                      kb = bf16_copy(k, s.T * s.Hkv * s.dqk), vb = bf16_copy(v, s.T * s.Hkv * s.dv);
+  const BackwardParams p{dob.as<bf16>(),
+                         qb.as<bf16>(),
+                         kb.as<bf16>(),
+                         vb.as<bf16>(),
                          lse,
                          delta,
                          cu_seqlens,

@@ -92,30 +92,30 @@ __device__ __forceinline__ void load_b_kn_x2(std::uint32_t (&b)[4], const bf16* 
   ldmatrix_x4_trans(b, tile + row * (D + kPad) + col);
 }
 
-// dst [ROWS][D + kPad] BF16 <- ROWS rows of D floats (row r at src + r * ld), rounded
-// to nearest even; rows >= valid are zero (and never read from global memory).
-// src must be 16-byte aligned and ld a multiple of 4. All kThreads threads call.
+// 16-byte global -> shared copies (cp.async.cg; zero-filled when !valid), their commit
+// groups, and the wait for all but the newest N groups.
+__device__ __forceinline__ void cp_async16_zfill(void* smem_dst, const void* gmem_src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem_src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// dst [ROWS][D + kPad] <- ROWS rows of D BF16 (row r at src + r * ld), rows >= valid
+// zero-filled, as 16-byte cp.async pieces (one commit group is the caller's). src 16-byte
+// aligned, ld a multiple of 8. All kThreads threads call.
 template <int ROWS, int D>
-__device__ __forceinline__ void stage_rows_bf16(bf16* dst, const float* src, std::int64_t ld, int valid) {
-  constexpr int kChunks = D / 4;                      // float4 per row
-  constexpr int kTotal = ROWS * kChunks;
-  static_assert(kTotal % kThreads == 0, "tile must split evenly over the block");
-  constexpr int kIters = kTotal / kThreads;
-  constexpr int kBatch = kIters % 8 == 0 ? 8 : (kIters % 4 == 0 ? 4 : (kIters % 2 == 0 ? 2 : 1));
-#pragma unroll 1
-  for (int it0 = 0; it0 < kIters; it0 += kBatch) {
-    float4 x[kBatch];  // kBatch loads in flight before the first conversion
+__device__ __forceinline__ void stage_rows_async(bf16* dst, const bf16* src, std::int64_t ld, int valid) {
+  constexpr int kChunks = D / 8;  // 16-byte pieces per row
+  static_assert((ROWS * kChunks) % kThreads == 0, "tile must split evenly over the block");
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      const int i = (it0 + b) * kThreads + threadIdx.x, r = i / kChunks, c = (i % kChunks) * 4;
-      x[b] = r < valid ? *reinterpret_cast<const float4*>(src + r * ld + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      const int i = (it0 + b) * kThreads + threadIdx.x, r = i / kChunks, c = (i % kChunks) * 4;
-      *reinterpret_cast<uint2*>(dst + r * (D + kPad) + c) =
-          make_uint2(pack_bf16(x[b].x, x[b].y), pack_bf16(x[b].z, x[b].w));
-    }
+  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
+    const int i = it * kThreads + threadIdx.x, r = i / kChunks, c = (i % kChunks) * 8;
+    cp_async16_zfill(dst + r * (D + kPad) + c, r < valid ? src + r * ld + c : src, r < valid);
   }
 }
 

@@ -61,31 +61,6 @@ constexpr std::size_t forward_smem_bytes() {
   return sizeof(bf16) * (static_cast<std::size_t>(kBM + 2 * kBN) * (DQK + kPad) + 2 * kBN * (DV + kPad));
 }
 
-__device__ __forceinline__ void cp_async16_zfill(void* smem_dst, const void* gmem_src, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem_src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-// dst [ROWS][D + kPad] <- ROWS rows of D BF16 (row r at src + r * ld), rows >= valid
-// zero-filled, as 16-byte cp.async pieces (one commit group is the caller's). src 16-byte
-// aligned, ld a multiple of 8. All kThreads threads call.
-template <int ROWS, int D>
-__device__ __forceinline__ void stage_rows_async(bf16* dst, const bf16* src, std::int64_t ld, int valid) {
-  constexpr int kChunks = D / 8;  // 16-byte pieces per row
-  static_assert((ROWS * kChunks) % kThreads == 0, "tile must split evenly over the block");
-#pragma unroll
-  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
-    const int i = it * kThreads + threadIdx.x, r = i / kChunks, c = (i % kChunks) * 8;
-    cp_async16_zfill(dst + r * (D + kPad) + c, r < valid ? src + r * ld + c : src, r < valid);
-  }
-}
-
 template <int DQK, int DV>
 __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const ForwardParams p) {
   static_assert(DQK % 16 == 0 && DV % 16 == 0, "head dims must be multiples of 16");
