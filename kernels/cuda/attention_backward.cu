@@ -263,12 +263,7 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_dq_kernel(const Backw
   stage_rows_async<kBM, DV>(dos, p.dout + q_t0 * ldo + h * DV, ldo, q_valid);  // with K/V tile 0
   const bf16* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;
   const bf16* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
-  auto stage_kv = [&](int kt) {  // K/V tile kt into buffer kt % 2, one commit group
-    const int j0 = kt * kBK, valid = min(kBK, tile.len - j0), b = kt % 2;
-    stage_rows_async<kBK, DQK>(ks0 + b * kBK * (DQK + kPad), kg + j0 * ldk, ldk, valid);
-    stage_rows_async<kBK, DV>(vs0 + b * kBK * (DV + kPad), vg + j0 * ldv, ldv, valid);
-    cp_async_commit();
-  };
+  auto stage_kv = [&](int kt) { stage_kv_tile<kBK, DQK, DV>(ks0, vs0, kg, ldk, vg, ldv, kt, tile.len); };
 
   const int warp_row0 = tile.row0 + warp * 16;
   const int row_lo = warp_row0 + gid, row_hi = row_lo + 8;

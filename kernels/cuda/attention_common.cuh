@@ -119,6 +119,18 @@ __device__ __forceinline__ void stage_rows_async(bf16* dst, const bf16* src, std
   }
 }
 
+// Key/value tile kt (ROWS keys from key kt ROWS of a sequence of len keys, K rows at
+// kg + j ldk, V rows at vg + j ldv) into buffer kt % 2 of ks0 / vs0 (each two
+// [ROWS][D + kPad] tiles), as one commit group: the double-buffered loops' stage.
+template <int ROWS, int DQK, int DV>
+__device__ __forceinline__ void stage_kv_tile(bf16* ks0, bf16* vs0, const bf16* kg, std::int64_t ldk,
+                                              const bf16* vg, std::int64_t ldv, int kt, int len) {
+  const int j0 = kt * ROWS, valid = min(ROWS, len - j0), b = kt % 2;
+  stage_rows_async<ROWS, DQK>(ks0 + b * ROWS * (DQK + kPad), kg + j0 * ldk, ldk, valid);
+  stage_rows_async<ROWS, DV>(vs0 + b * ROWS * (DV + kPad), vg + j0 * ldv, ldv, valid);
+  cp_async_commit();
+}
+
 // One tile of `rows` consecutive tokens of one sequence: tokens t0 + row0 ..
 // t0 + min(row0 + rows, len) - 1.
 struct Tile {

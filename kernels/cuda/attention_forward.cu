@@ -77,12 +77,7 @@ __global__ void __launch_bounds__(kThreads) bf16_attention_forward_kernel(const 
   const std::int64_t ldv = static_cast<std::int64_t>(p.Hkv) * DV, ldo = static_cast<std::int64_t>(p.Hq) * DV;
   const bf16* kg = p.k + static_cast<std::int64_t>(tile.t0) * ldk + g * DQK;  // key 0 of the sequence
   const bf16* vg = p.v + static_cast<std::int64_t>(tile.t0) * ldv + g * DV;
-  auto stage_kv = [&](int kt) {  // K/V tile kt into buffer kt % 2, one commit group
-    const int j0 = kt * kBN, valid = min(kBN, tile.len - j0), b = kt % 2;
-    stage_rows_async<kBN, DQK>(ks0 + b * kBN * (DQK + kPad), kg + j0 * ldk, ldk, valid);
-    stage_rows_async<kBN, DV>(vs0 + b * kBN * (DV + kPad), vg + j0 * ldv, ldv, valid);
-    cp_async_commit();
-  };
+  auto stage_kv = [&](int kt) { stage_kv_tile<kBN, DQK, DV>(ks0, vs0, kg, ldk, vg, ldv, kt, tile.len); };
 
   stage_rows_async<kBM, DQK>(qs, p.q + static_cast<std::int64_t>(tile.t0 + tile.row0) * ldq + h * DQK, ldq,
                              min(kBM, tile.len - tile.row0));  // committed with K/V tile 0
