@@ -13,7 +13,10 @@
 //           Fprop  x: 1x128 tiles (VEC128), W: 128x128 blocks (BLK128x128)
 //           Dgrad  dy: 1x128 tiles, W^T: 128x128 blocks (W transposed in FP32, then quantized;
 //                  the same codes and scales as W's blocks read the other way)
-//           Wgrad  dy^T and x^T (transposed in FP32): 1x128 tiles along tokens, both VEC128
+//           Wgrad  dy^T and x^T: 1x128 tiles along tokens, both VEC128, each made by one
+//                  transposed-quantize launch that reads the operand once
+//         Inside an ops::WeightCacheScope, W's BF16 copy and its FP8 forms (W, W^T) come
+//         from kernels/cuda/weight_cache.h, made once per scope.
 // Shapes: none required. cuBLASLt's FP8 kernels need K % 16, M % 4 and N % 4; where a shape
 // misses, the codes are zero-padded (K up to a multiple of 128, so only whole 128-blocks
 // reach cuBLASLt; M and N up to a multiple of 4) and C goes through a padded copy. Zero
