@@ -11,16 +11,42 @@
 
 namespace crucible {
 
+namespace {
+
+#ifdef CRUCIBLE_WITH_CUDA
+void check(cudaError_t e, const char* call) {
+  if (e != cudaSuccess) CRUCIBLE_FAIL("CUDA call failed: ", call, ": ", cudaGetErrorString(e));
+}
+
+// A new stream on `device` with cudaStreamCreateWithFlags' `flags`.
+void* new_cuda_stream(Device device, unsigned flags) {
+  cudaStream_t st = nullptr;
+  check(cudaSetDevice(device.index), "cudaSetDevice");
+  check(cudaStreamCreateWithFlags(&st, flags), "cudaStreamCreateWithFlags");
+  return st;
+}
+#endif
+
+}  // namespace
+
 Stream Stream::create(Device device) {
   Stream s;
   s.device_ = device;
   if (device.is_cpu()) return s;
 #ifdef CRUCIBLE_WITH_CUDA
-  cudaStream_t st = nullptr;
-  cudaError_t e = cudaSetDevice(device.index);
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&st, cudaStreamDefault);
-  if (e != cudaSuccess) CRUCIBLE_FAIL("CUDA call failed: cudaStreamCreateWithFlags: ", cudaGetErrorString(e));
-  s.handle_ = st;
+  s.handle_ = new_cuda_stream(device, cudaStreamDefault);
+  return s;
+#else
+  CRUCIBLE_FAIL("a CUDA stream was requested but this crucible was built without CUDA");
+#endif
+}
+
+Stream Stream::create_concurrent(Device device) {
+  Stream s;
+  s.device_ = device;
+  if (device.is_cpu()) return s;
+#ifdef CRUCIBLE_WITH_CUDA
+  s.handle_ = new_cuda_stream(device, cudaStreamNonBlocking);
   return s;
 #else
   CRUCIBLE_FAIL("a CUDA stream was requested but this crucible was built without CUDA");
@@ -49,6 +75,24 @@ Stream& Stream::operator=(Stream&& other) noexcept {
     handle_ = std::exchange(other.handle_, nullptr);
   }
   return *this;
+}
+
+void Stream::wait_for(const Stream& other) const {
+#ifdef CRUCIBLE_WITH_CUDA
+  if (!device_.is_cuda() || handle_ == other.handle_) return;
+  CRUCIBLE_CHECK(other.device_ == device_, "Stream::wait_for: streams on ", device_.str(), " and ",
+                 other.device_.str());
+  check(cudaSetDevice(device_.index), "cudaSetDevice");
+  cudaEvent_t ev = nullptr;
+  check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  const cudaError_t recorded = cudaEventRecord(ev, static_cast<cudaStream_t>(other.handle_));
+  const cudaError_t waited =
+      recorded == cudaSuccess ? cudaStreamWaitEvent(static_cast<cudaStream_t>(handle_), ev, 0) : recorded;
+  cudaEventDestroy(ev);  // released once the wait has been satisfied
+  check(waited, "cudaEventRecord/cudaStreamWaitEvent");
+#else
+  (void)other;
+#endif
 }
 
 void Stream::synchronize() const {

@@ -18,6 +18,10 @@ class Stream {
   // The device's default stream (CUDA's legacy stream, handle nullptr): where ops run
   // when given Stream(), ordered with all blocking work on the device. Not owned.
   static Stream default_for(Device device);
+  // A new CUDA stream NOT ordered with the legacy default stream, so that its work
+  // (e.g. a gradient all-reduce) runs while the default stream's ops do; order the two
+  // with wait_for. The CPU stream on the CPU.
+  static Stream create_concurrent(Device device);
   ~Stream();
   Stream(Stream&& other) noexcept;
   Stream& operator=(Stream&& other) noexcept;
@@ -27,6 +31,9 @@ class Stream {
   Device device() const { return device_; }
   void* handle() const { return handle_; }  // cudaStream_t on CUDA; nullptr on the CPU
   void synchronize() const;
+  // Work enqueued on this stream from now on waits for the work enqueued on `other` so
+  // far (a CUDA event between them). Nothing on the CPU, where every op has finished.
+  void wait_for(const Stream& other) const;
 
  private:
   Device device_ = Device::cpu();

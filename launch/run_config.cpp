@@ -268,6 +268,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   p.deterministic = run.deterministic;
   p.seed = static_cast<std::uint64_t>(run.seed);
   p.zero_stage = static_cast<int>(run.zero);
+  p.overlap_reduce = run.overlap_reduce;
   read_toml(doc, "log", [&](Fields& f) { describe(f, out.log); });
   read_toml(doc, "task", [&](Fields& f) { describe(f, p.task); });
 

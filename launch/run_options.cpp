@@ -22,6 +22,9 @@ void describe(Fields& f, RunOptions& r) {
   f.field("zero", r.zero,
           "ZeRO stage under mpirun: 0 = every rank holds all AdamW state, 1 = moments and update sharded over ranks",
           Range{.min = 0, .max = 1});
+  f.field("overlap_reduce", r.overlap_reduce,
+          "under mpirun with zero = 0: sum each layer's gradients over the ranks while backward runs on "
+          "(false: the whole buffer after backward; the same result either way)");
 }
 
 void describe(Fields& f, LogOptions& l) {

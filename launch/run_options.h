@@ -19,6 +19,7 @@ struct RunOptions {
   std::string out_dir = "runs/demo";
   std::int64_t threads = 0;    // CPU threads (0 = all cores)
   std::int64_t zero = 0;       // ZeRO stage of data parallel training: 0 = off, 1 = optimizer state sharded
+  bool overlap_reduce = true;  // sum each layer's gradients over the ranks during backward (zero = 0)
 
   void validate() const;
 };

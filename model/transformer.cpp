@@ -216,7 +216,10 @@ void Transformer::backward(const Tensor& dlogp, ForwardState& st, const Tensor* 
     ops::rmsnorm_backward(dhf, st.h_last, w_.param("model.norm.weight"), st.hf_rstd, dh, g);
   }
   if (extra_dh_last) ops::axpy(1.0f, *extra_dh_last, dh);
-  for (std::int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, st.layers[l], st, dh);
+  for (std::int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    layer_backward(l, st.layers[l], st, dh);
+    if (st.layer_grads_done) st.layer_grads_done(l);
+  }
   Tensor gemb = w_.grad("model.embed_tokens.weight");
   ops::embedding_backward(dh, st.ids, gemb);
 }

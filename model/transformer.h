@@ -8,6 +8,7 @@
 // backward needs lives in ForwardState, the per-call run state (STYLE.md 10).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "kernels/logprob_head.h"
@@ -58,6 +59,11 @@ struct ForwardState {
   // parallelism sum the balance-loss gradient once, as one forward over the global
   // batch would. 1 when one forward is the whole batch.
   double aux_weight = 1;
+  // backward calls it with l once layer l's parameter gradients are complete for this
+  // backward (l = L-1 down to 0; the MTP module's, head's, final norm's and embedding's
+  // are not reported). The data-parallel step starts summing layer l's gradients over
+  // the ranks there while backward goes on (trainer/grad_overlap.h). Empty: not called.
+  std::function<void(std::int64_t layer)> layer_grads_done;
 };
 
 class Transformer {

@@ -182,12 +182,16 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       if (!fixed_weights) fixed_weights.emplace();
       // The update's sequences over all ranks: the balance-loss weight of each forward.
       const double update_sequences = counts[1] + (has_sft ? sft.global_sequences : 0.0);
-      for (const auto& chunk : chunks_of(samples, part, c.max_tokens_per_forward)) {
+      // The update's last backward on this rank starts the ranks' gradient sum per layer.
+      const bool sft_backward = has_sft && !sft.examples->empty();
+      const auto chunks = chunks_of(samples, part, c.max_tokens_per_forward);
+      for (const auto& chunk : chunks) {
         std::vector<std::vector<std::int32_t>> seqs;
         for (std::size_t i : chunk) seqs.push_back(samples[i].ids);
         const Batch b = Batch::from_sequences(seqs).to(policy.device());
         ForwardState st;
         st.aux_weight = static_cast<double>(chunk.size()) / update_sequences;
+        if (!sft_backward && &chunk == &chunks.back()) st.layer_grads_done = opt.last_backward_hook();
         const Tensor lp = on_host(policy.forward_logprobs(b, st));  // the loss is computed on the host
         const std::int64_t T = b.tokens();
         Tensor old_t(Shape{T}, DType::F32), ref_t, d(Shape{T}, DType::F32);
@@ -211,7 +215,7 @@ GrpoMetrics grpo_step(Transformer& policy, Transformer* reference, AdamW& opt, c
       }
       if (has_sft)
         sft_accumulate(policy, *sft.examples, std::max(sft.global_tokens, 1.0), update_sequences,
-                       c.max_tokens_per_forward, sft.weight);
+                       c.max_tokens_per_forward, sft.weight, nullptr, opt.last_backward_hook());
       fixed_weights.reset();  // the update changes the weights
       last = opt.step(step, c.steps);  // sums the ranks' gradients first (opt is data parallel over comm)
       balance_router(policy.weights(), std::move(load), comm);

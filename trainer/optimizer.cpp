@@ -9,6 +9,7 @@
 #include "dist/communicator.h"
 #include "kernels/adamw.h"
 #include "kernels/linear.h"
+#include "trainer/grad_overlap.h"
 #include "trainer/zero.h"
 
 namespace crucible::trainer {
@@ -63,6 +64,7 @@ AdamW::AdamW(ModelWeights& weights, const OptimizerConfig& config, DataParallel 
     m_ = Arena(shard, dev, "adam.m");
     v_ = Arena(shard, dev, "adam.v");
   } else {
+    if (dp_.comm && dp_.comm->world() > 1 && dp_.overlap_reduce) overlap_ = std::make_unique<GradOverlap>(w_, *dp_.comm);
     const Layout moments = w_.layout().with_dtype(mdt);
     m_ = Arena(moments, dev, "adam.m");
     v_ = Arena(moments, dev, "adam.v");
@@ -73,6 +75,10 @@ AdamW::AdamW(ModelWeights& weights, const OptimizerConfig& config, DataParallel 
 
 AdamW::~AdamW() = default;
 AdamW::AdamW(AdamW&&) noexcept = default;
+
+std::function<void(std::int64_t)> AdamW::last_backward_hook() {
+  return overlap_ ? overlap_->hook() : std::function<void(std::int64_t)>();
+}
 
 const dist::FlatShards* AdamW::shards() const { return zero_ ? &zero_->shards() : nullptr; }
 
@@ -87,6 +93,8 @@ StepStats AdamW::step(std::int64_t step_index, std::int64_t total_steps) {
   // 1. Sum the ranks' gradients (into this rank's block under ZeRO-1).
   if (zero_) {
     zero_->reduce_scatter_grads();
+  } else if (overlap_) {
+    overlap_->finish();  // what the last backward's hook has not summed yet
   } else if (dp_.comm && dp_.comm->world() > 1) {
     Tensor grads = flat_gradients(w_);
     dp_.comm->all_reduce(grads, dist::ReduceOp::Sum, Stream::default_for(grads.device()));

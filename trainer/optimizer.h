@@ -24,6 +24,7 @@
 // other way (a relative 1e-16 change of the norm; tests/trainer/test_zero.cpp).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,7 @@ class FlatShards;
 
 namespace crucible::trainer {
 
+class GradOverlap;
 class ZeroShard;
 
 enum class Schedule : std::uint8_t { Constant, Linear, Cosine };
@@ -66,6 +68,9 @@ struct StepStats {
 struct DataParallel {
   dist::Communicator* comm = nullptr;  // null: one process, gradients used as they are
   int zero_stage = 0;                  // 0: replicated state; 1: ZeRO-1 (when world > 1)
+  // Unsharded, with world > 1: sum each layer's gradients during the update's last
+  // backward (trainer/grad_overlap.h) instead of the whole buffer in step().
+  bool overlap_reduce = true;
   void validate() const;
 };
 
@@ -83,6 +88,11 @@ class AdamW {
   // Does not zero the gradients; under ZeRO-1 only this rank's block of them is the
   // reduced gradient afterwards.
   StepStats step(std::int64_t step_index, std::int64_t total_steps);
+  // For ForwardState::layer_grads_done of the update's last backward on this rank:
+  // starts the ranks' gradient sum of each layer as backward finishes it, so step()
+  // has only the rest to sum. Empty when the gradients are summed in step() alone
+  // (one rank, ZeRO-1, or dp.overlap_reduce off). Optional: step() is correct either way.
+  std::function<void(std::int64_t)> last_backward_hook();
 
   bool sharded() const { return zero_ != nullptr; }
   // ZeRO-1 blocks (null when unsharded).
@@ -109,6 +119,7 @@ class AdamW {
   OptimizerConfig c_;
   DataParallel dp_;
   std::unique_ptr<ZeroShard> zero_;
+  std::unique_ptr<GradOverlap> overlap_;
   Arena m_, v_;
   std::int64_t updates_ = 0;  // AdamW bias-correction count
 };

@@ -121,6 +121,9 @@ struct PipelineConfig {
   // run.zero: 0 = every rank holds all optimizer state; 1 = ZeRO-1, AdamW moments
   // and the update sharded over the ranks (trainer/zero.h). No effect on one rank.
   int zero_stage = 0;
+  // run.overlap_reduce: without ZeRO, each layer's gradients are summed over the ranks
+  // during the update's last backward (trainer/grad_overlap.h). No effect on one rank.
+  bool overlap_reduce = true;
   TaskConfig task;
   std::vector<ModelSlot> models;
   std::vector<StageSpec> stages;

@@ -163,7 +163,7 @@ void RunContext::write_report() {
 }
 
 AdamW RunContext::make_optimizer(const std::string& stage, ModelWeights& w, const OptimizerConfig& config) {
-  AdamW opt(w, config, DataParallel{&comm_, config_.zero_stage});
+  AdamW opt(w, config, DataParallel{&comm_, config_.zero_stage, config_.overlap_reduce});
   const double mib = 1.0 / (1024.0 * 1024.0);
   if (opt.sharded()) {
     const dist::FlatShards& s = *opt.shards();

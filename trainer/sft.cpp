@@ -24,7 +24,7 @@ void add_expert_load(std::vector<std::vector<std::int64_t>>& total, const std::v
 
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
                                double norm_tokens, double norm_sequences, std::int64_t max_tokens, double weight,
-                               const KdTerm* kd) {
+                               const KdTerm* kd, const std::function<void(std::int64_t)>& last_backward) {
   SftAccumulation acc;
   if (examples.empty()) return acc;
   if (kd && kd->weight <= 0) kd = nullptr;
@@ -36,6 +36,7 @@ SftAccumulation sft_accumulate(Transformer& model, std::span<const data::Tokeniz
   for (const data::PackedRow& row : rows) {
     const Batch b = Batch{row.ids, row.targets, row.pos, row.cu_seqlens}.to(model.device());
     ForwardState st;
+    if (&row == &rows.back()) st.layer_grads_done = last_backward;
     st.aux_weight = static_cast<double>(b.sequences()) / norm_sequences;
     const Tensor logp = on_host(model.forward_logprobs(b, st));
     const std::int64_t T = b.tokens();

@@ -2,6 +2,7 @@
 // distillation): mean negative log-likelihood of response tokens.
 #pragma once
 
+#include <functional>
 #include <span>
 
 #include "data/packing.h"
@@ -36,12 +37,15 @@ struct KdTerm {
 // norm_tokens is the response-token count of the whole step (all micro-batches,
 // all ranks) so that micro-batching is exact. MoE balance losses are weighted the
 // same way: each packed row by its sequences over norm_sequences, the sequence count
-// of the whole update (ForwardState::aux_weight). With `kd` (weight > 0), the
+// of the whole update (ForwardState::aux_weight). `last_backward`, when this holds the
+// update's last backward (AdamW::last_backward_hook), goes to the last row's
+// ForwardState::layer_grads_done. With `kd` (weight > 0), the
 // per-token loss is KdTerm's mix instead, under the same normalization.
 SftAccumulation sft_accumulate(Transformer& model, std::span<const data::TokenizedExample> examples,
                                double norm_tokens, double norm_sequences, std::int64_t max_tokens,
                                double weight = 1.0,
-                               const KdTerm* kd = nullptr);
+                               const KdTerm* kd = nullptr,
+                               const std::function<void(std::int64_t)>& last_backward = {});
 
 // Response-token count of examples (the normalizer's local part).
 double response_tokens(std::span<const data::TokenizedExample> examples);

@@ -76,7 +76,7 @@ double sft_loop(RunContext& ctx, const StageSpec& spec, std::int64_t index, cons
     const double global = comm.all_reduce_f64(response_tokens(mine), dist::ReduceOp::Sum);
     w.zero_grads();
     const SftAccumulation acc = sft_accumulate(model, mine, std::max(global, 1.0), static_cast<double>(c.batch), c.max_tokens,
-                                               1.0, &c.kd);
+                                               1.0, &c.kd, opt.last_backward_hook());
     const StepStats st = opt.step(step, c.steps);  // sums the ranks' gradients first
     balance_router(w, acc.expert_load, comm);
     double sums[4] = {acc.loss_sum, acc.tokens, acc.all_tokens, acc.kd_sum};

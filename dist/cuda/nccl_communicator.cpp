@@ -188,8 +188,15 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 std::byte* NcclCommunicator::scratch(std::size_t bytes) {
-  if (!scratch_.defined() || scratch_.nbytes() < bytes)
+  if (!scratch_.defined() || scratch_.nbytes() < bytes) {
+    // Reductions may run on a stream not ordered with the default stream, where tensors
+    // are allocated and freed (trainer/grad_overlap.h): the old buffer is freed only
+    // once no reduction uses it, and the new one is in place before any may. (Rare: the
+    // buffer grows to the largest element size reduced, then stays.)
+    CHECK_CUDA(cudaDeviceSynchronize());
     scratch_ = Tensor(Shape{static_cast<std::int64_t>(bytes)}, DType::U8, gpu_, "nccl.scratch");
+    CHECK_CUDA(cudaDeviceSynchronize());
+  }
   return static_cast<std::byte*>(scratch_.raw());
 }
 

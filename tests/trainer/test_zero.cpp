@@ -12,7 +12,6 @@
 // layout) load back into the shard of the same world and of any other world.
 // Reference: ZeRO (Rajbhandari et al., SC'20) §5.1; tests/dist/test_mpi_collectives.cpp
 // for the mpirun-from-Catch2 pattern.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -29,6 +28,7 @@
 #include "dist/shard.h"
 #include "launch/model_config_fields.h"
 #include "tests/catch.h"
+#include "tests/mpi_job.h"
 #include "trainer/optimizer.h"
 
 using namespace crucible;
@@ -37,33 +37,6 @@ using namespace crucible::trainer;
 namespace {
 
 constexpr const char* kWorker = "zero worker: ZeRO-1 against replicated AdamW and one process";
-
-struct JobResult {
-  int status = -1;
-  std::string output;
-  int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
-};
-
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  REQUIRE(n > 0);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
-JobResult run_job(int np, const std::string& dir) {
-  const std::string cmd =
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= CRUCIBLE_ZERO_TEST_DIR='" + dir +
-      "' timeout 120 mpirun --oversubscribe --bind-to none -np " + std::to_string(np) + " '" + self_exe() + "' '" +
-      kWorker + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  JobResult r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  r.status = pclose(p);
-  return r;
-}
 
 // A fixed pseudo-random gradient element of (rank, step, i) in [-scale, scale).
 float synthetic_grad(int rank, int step, std::int64_t i, float scale) {
@@ -130,7 +103,7 @@ struct Case {
 
 TEST_CASE("ZeRO-1 on 2 and 3 ranks matches replicated AdamW and one process; moments are 1/world",
           "[zero][mpi]") {
-  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) {
+  if (!testing::have_mpirun()) {
     WARN("mpirun not found; skipped");
     return;
   }
@@ -140,7 +113,7 @@ TEST_CASE("ZeRO-1 on 2 and 3 ranks matches replicated AdamW and one process; mom
             .string();
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
-    const JobResult r = run_job(np, dir);
+    const testing::MpiJob r = testing::run_mpi_job(np, kWorker, "CRUCIBLE_ZERO_TEST_DIR='" + dir + "'");
     std::filesystem::remove_all(dir);
     INFO(r.output);
     REQUIRE(r.exit_code() == 0);

@@ -1,0 +1,47 @@
+// tests/mpi_job.h: a Catch2 test that re-executes its own binary under `mpirun -np N`,
+// each rank running one hidden worker test case, and collects the job's output.
+// (The multi-rank tests: tests/trainer/test_zero.cpp, test_grad_overlap.cpp.)
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "tests/catch.h"
+
+namespace crucible::testing {
+
+struct MpiJob {
+  int status = -1;  // pclose status
+  std::string output;
+  int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+};
+
+inline bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
+
+inline std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  REQUIRE(n > 0);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// Runs `np` ranks of this binary, each running the test case named `worker`;
+// `env` ("NAME=value ...") is set for the job. Output is stdout and stderr together.
+inline MpiJob run_mpi_job(int np, const std::string& worker, const std::string& env = "", int timeout_s = 120) {
+  const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= " + env +
+                          " timeout " + std::to_string(timeout_s) + " mpirun --oversubscribe --bind-to none -np " +
+                          std::to_string(np) + " '" + self_exe() + "' '" + worker + "' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  MpiJob r;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  r.status = pclose(p);
+  return r;
+}
+
+}  // namespace crucible::testing
