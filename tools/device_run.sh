@@ -20,7 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}
 mkdir -p "$out"
-stage=build-cuda/stage
+stage=${STAGE:-build-cuda/stage}  # STAGE: another folder of the same binaries (a subset to carry)
 
 if [ "${1:-}" = "--prepare" ]; then
   set -e

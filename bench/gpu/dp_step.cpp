@@ -16,13 +16,15 @@
 //            the layer, then the rest (what `crucible run` does with run.overlap_reduce).
 //   reduce   the all_reduce of the flat buffer alone; bus bandwidth 2 (N-1)/N x bytes / time.
 // Deterministic (rank-ordered) reductions unless --native 1. Rank 0 prints
-// "dp <mode> world=<N> <ms> <job tokens/s>" lines. One process (no mpirun) runs world 1.
+// "dp <mode> world=<N> <ms> <job tokens/s>" lines. One process (no mpirun) runs world 1,
+// still through NCCL: its sum is the identity, at the cost of the deterministic path.
 #include <cstdio>
 #include <functional>
 #include <string>
 
 #include "bench/gpu/bench_model.h"
 #include "dist/communicator.h"
+#include "dist/cuda/nccl_communicator.h"
 #include "dist/mpi_env.h"
 #include "kernels/linear.h"
 #include "model/transformer.h"
@@ -41,7 +43,9 @@ int main(int argc, char** argv) {
   const Device dev = dist::rank_device(env, Device::cuda(0));
   dist::CommunicatorConfig cc;
   cc.reduction = native ? dist::ReductionMode::Native : dist::ReductionMode::Deterministic;
-  const auto comm = dist::make_communicator(env, dev, cc);
+  // NCCL also on one rank (make_communicator would pick SelfCommunicator there): world
+  // 1 still runs the deterministic path (scratch row, fold kernel) on its stream.
+  const auto comm = std::make_unique<dist::NcclCommunicator>(env, dev, cc);
   const int rank = comm->rank(), world = comm->world();
   const bool root = rank == 0;
   const ModelConfig base = bench::load_bench_model(
