@@ -51,6 +51,58 @@ void copy_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int
 #endif
 }
 
+namespace {
+
+// repeat_columns / sum_repeated_columns: `many` holds count blocks of width columns,
+// `stride` apart from column many_col; `one` holds one block at one_col.
+void check_repeated(const char* op, const Tensor& one, std::int64_t one_col, const Tensor& many, std::int64_t many_col,
+                    std::int64_t width, std::int64_t count, std::int64_t stride) {
+  check_rows(one, op, "one block");
+  check_rows(many, op, "repeated blocks");
+  const std::int64_t oc = row_len(one), mc = row_len(many);
+  CRUCIBLE_CHECK(many.dim(0) == one.dim(0) && one_col >= 0 && many_col >= 0 && width >= 0 && count >= 0 &&
+                     stride >= width && one_col + width <= oc &&
+                     (count == 0 || many_col + (count - 1) * stride + width <= mc),
+                 op, ": ", one.name(), " ", one.shape().str(), " [", one_col, "+", width, ") and ", many.name(), " ",
+                 many.shape().str(), " [", many_col, "+", width, ") x ", count, " every ", stride, " columns");
+}
+
+}  // namespace
+
+void repeat_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col, std::int64_t width,
+                    std::int64_t count, std::int64_t stride, const Stream& stream) {
+  const char* op = "repeat_columns";
+  const Device dev = device_of(src, op, "src");
+  check_tensor(src, dev, op, "src", DType::F32);
+  check_tensor(dst, dev, op, "dst", DType::F32);
+  check_repeated(op, src, src_col, dst, dst_col, width, count, stride);
+  if (dev.is_cpu()) return cpu::repeat_columns(src, src_col, dst, dst_col, width, count, stride);
+#ifdef CRUCIBLE_WITH_CUDA
+  cuda::repeat_columns(ptr<float>(src), row_len(src), src_col, ptr_out<float>(dst), row_len(dst), dst_col,
+                       src.dim(0), width, count, stride, stream.handle());
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
+}
+
+void sum_repeated_columns(const Tensor& src, std::int64_t src_col, std::int64_t width, std::int64_t count,
+                          std::int64_t stride, Tensor& dst, std::int64_t dst_col, const Stream& stream) {
+  const char* op = "sum_repeated_columns";
+  const Device dev = device_of(src, op, "src");
+  check_tensor(src, dev, op, "src", DType::F32);
+  check_tensor(dst, dev, op, "dst", DType::F32);
+  check_repeated(op, dst, dst_col, src, src_col, width, count, stride);
+  if (dev.is_cpu()) return cpu::sum_repeated_columns(src, src_col, width, count, stride, dst, dst_col);
+#ifdef CRUCIBLE_WITH_CUDA
+  cuda::sum_repeated_columns(ptr<float>(src), row_len(src), src_col, ptr_out<float>(dst), row_len(dst), dst_col,
+                             src.dim(0), width, count, stride, stream.handle());
+#else
+  (void)stream;
+  detail::fail_no_cuda(op, dev);
+#endif
+}
+
 void axpy(float alpha, const Tensor& x, Tensor& y, const Stream& stream) {
   const char* op = "axpy";
   const Device dev = device_of(x, op, "x");

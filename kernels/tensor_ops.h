@@ -23,6 +23,17 @@ namespace crucible::ops {
 void copy_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col,
                   std::int64_t width, bool accumulate = false, const Stream& stream = Stream());
 
+// One column block to many and back (MLA's rope key, shared by every head):
+//   repeat_columns:       dst[:, dst_col + k stride + c] = src[:, src_col + c]
+//   sum_repeated_columns: dst[:, dst_col + c] += src[:, src_col + k stride + c], added
+//                         for k = 0, 1, .., count - 1 in turn (each sum rounded), the
+//                         gradient of repeat_columns;
+// for k < count, c < width; the same as count copy_columns calls, in one pass.
+void repeat_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col, std::int64_t width,
+                    std::int64_t count, std::int64_t stride, const Stream& stream = Stream());
+void sum_repeated_columns(const Tensor& src, std::int64_t src_col, std::int64_t width, std::int64_t count,
+                          std::int64_t stride, Tensor& dst, std::int64_t dst_col, const Stream& stream = Stream());
+
 // y += alpha * x (same numel; the product rounded, then the sum: no FMA).
 void axpy(float alpha, const Tensor& x, Tensor& y, const Stream& stream = Stream());
 // x = value

@@ -83,7 +83,7 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   ops::copy_columns(q_rope_rows, 0, q_rows, nope, rope);
   ops::copy_columns(kv_rows, 0, k_rows, 0, nope);
   ops::copy_columns(kv_rows, nope, v_rows, 0, dv);
-  for (std::int64_t h = 0; h < nh; ++h) ops::copy_columns(kr2, 0, k2, h * dqk + nope, rope);  // shared key
+  ops::repeat_columns(kr2, 0, k2, nope, rope, nh, dqk);  // the shared rope key, to every head
 
   part.reset();
   s.o = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
@@ -124,8 +124,7 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   ops::copy_columns(dk_rows, 0, dkv_rows, 0, nope);
   ops::copy_columns(dv_rows, 0, dkv_rows, nope, dv);
   ops::copy_columns(dq_rows, nope, dq_rope_rows, 0, rope);
-  for (std::int64_t h = 0; h < nh; ++h)  // the shared key's gradient (zeroed storage): summed in head order
-    ops::copy_columns(dk2, h * dqk + nope, dkr2, 0, rope, /*accumulate=*/true);
+  ops::sum_repeated_columns(dk2, nope, rope, nh, dqk, dkr2, 0);  // the shared key's gradient (zeroed storage), head order
   ops::rope_apply(dk_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
   ops::rope_apply(dq_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
   ops::copy_columns(dq_rope_rows, 0, dq_rows, nope, rope);

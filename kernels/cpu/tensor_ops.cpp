@@ -26,6 +26,29 @@ void copy_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int
   }
 }
 
+void repeat_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col, std::int64_t width,
+                    std::int64_t count, std::int64_t stride) {
+  const std::int64_t rows = src.dim(0), sc = row_len(src), dc = row_len(dst);
+  const float* s = src.data<float>();
+  float* d = dst.data<float>();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t k = 0; k < count; ++k)
+      std::memcpy(d + r * dc + dst_col + k * stride, s + r * sc + src_col, static_cast<std::size_t>(width) * sizeof(float));
+}
+
+void sum_repeated_columns(const Tensor& src, std::int64_t src_col, std::int64_t width, std::int64_t count,
+                          std::int64_t stride, Tensor& dst, std::int64_t dst_col) {
+  const std::int64_t rows = src.dim(0), sc = row_len(src), dc = row_len(dst);
+  const float* s = src.data<float>();
+  float* d = dst.data<float>();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t k = 0; k < count; ++k) {
+      const float* sr = s + r * sc + src_col + k * stride;
+      float* dr = d + r * dc + dst_col;
+      for (std::int64_t c = 0; c < width; ++c) dr[c] += sr[c];
+    }
+}
+
 void axpy(float alpha, const Tensor& x, Tensor& y) {
   const float* xs = x.data<float>();
   float* ys = y.data<float>();

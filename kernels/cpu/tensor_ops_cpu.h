@@ -9,6 +9,10 @@ namespace crucible::cpu {
 
 void copy_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col, std::int64_t width,
                   bool accumulate);
+void repeat_columns(const Tensor& src, std::int64_t src_col, Tensor& dst, std::int64_t dst_col, std::int64_t width,
+                    std::int64_t count, std::int64_t stride);
+void sum_repeated_columns(const Tensor& src, std::int64_t src_col, std::int64_t width, std::int64_t count,
+                          std::int64_t stride, Tensor& dst, std::int64_t dst_col);
 void axpy(float alpha, const Tensor& x, Tensor& y);
 void fill(Tensor& x, float value);
 void gather_rows(const Tensor& src, const Tensor& index, Tensor& out);

@@ -398,13 +398,8 @@ void attention_backward(const float* dout, const float* q, const float* k, const
       dout, out, delta, rows, static_cast<int>(s.dv));
   CHECK_CUDA_LAUNCH();
   // BF16 copies (RNE, the rounding the kernels applied while staging before), made once.
-  auto bf16_copy = [&](const float* x, std::int64_t n) {
-    DeviceScratch copy(static_cast<std::size_t>(n) * sizeof(bf16), st);
-    cast_f32_to_bf16(x, copy.as<std::uint16_t>(), n, st);
-    return copy;
-  };
-  const DeviceScratch dob = bf16_copy(dout, s.T * s.Hq * s.dv), qb = bf16_copy(q, s.T * s.Hq * s.dqk),
-                      kb = bf16_copy(k, s.T * s.Hkv * s.dqk), vb = bf16_copy(v, s.T * s.Hkv * s.dv);
+  const DeviceScratch dob = bf16_copy(dout, s.T * s.Hq * s.dv, st), qb = bf16_copy(q, s.T * s.Hq * s.dqk, st),
+                      kb = bf16_copy(k, s.T * s.Hkv * s.dqk, st), vb = bf16_copy(v, s.T * s.Hkv * s.dv, st);
   const BackwardParams p{dob.as<bf16>(),
                          qb.as<bf16>(),
                          kb.as<bf16>(),

@@ -228,13 +228,8 @@ void attention_forward(const float* q, const float* k, const float* v, const std
   if (s.T == 0 || s.n_seq == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
   // BF16 copies (RNE), made once and read by every tile that needs them.
-  auto bf16_copy = [&](const float* x, std::int64_t n) {
-    DeviceScratch out(static_cast<std::size_t>(n) * sizeof(bf16), st);
-    cast_f32_to_bf16(x, out.as<std::uint16_t>(), n, st);
-    return out;
-  };
-  const DeviceScratch qb = bf16_copy(q, s.T * s.Hq * s.dqk), kb = bf16_copy(k, s.T * s.Hkv * s.dqk),
-                      vb = bf16_copy(v, s.T * s.Hkv * s.dv);
+  const DeviceScratch qb = bf16_copy(q, s.T * s.Hq * s.dqk, st), kb = bf16_copy(k, s.T * s.Hkv * s.dqk, st),
+                      vb = bf16_copy(v, s.T * s.Hkv * s.dv, st);
   const ForwardParams p{qb.as<bf16>(),
                         kb.as<bf16>(),
                         vb.as<bf16>(),

@@ -48,6 +48,22 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
   return total;
 }
 
+// Max over the block, returned to every thread (fmaxf: a NaN loses to any number, as
+// std::max from -inf on the CPU ignores NaNs). `scratch` holds >= 32 floats in shared
+// memory; every thread of the block must call (it synchronizes twice, as block_sum).
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int n_warps = (blockDim.x + kWarp - 1) / kWarp;
+#pragma unroll
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float total = scratch[0];
+  for (int w = 1; w < n_warps; ++w) total = fmaxf(total, scratch[w]);
+  __syncthreads();
+  return total;
+}
+
 // kVec consecutive floats: one 16-byte access for kVec = 4 (p 16-byte aligned).
 template <int kVec>
 struct Vec {

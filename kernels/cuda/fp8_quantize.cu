@@ -139,6 +139,9 @@ __nv_fp8_interpretation_t interpretation(DType format) {
   return format == DType::E5M2 ? __NV_E5M2 : __NV_E4M3;
 }
 
+// The largest finite value of the format: E4M3 448, E5M2 57344.
+float fp8_max_of(DType format) { return format == DType::E5M2 ? 57344.0f : 448.0f; }
+
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 // Transposed quantization of row groups (quantize_fp8_transposed): one 256-thread block per
@@ -202,7 +205,7 @@ void quantize_fp8_tiles(const float* x, std::int64_t rows, std::int64_t cols, st
   const int block = 256;
   quantize_tile1x128_kernel<<<static_cast<unsigned>(ceil_div(threads, block)), block, 0, stream>>>(
       x, q, scale, rows, cols, tiles_per_row, ldq, scale_row, scale_kb, vec,
-      opts.format == DType::E5M2 ? 57344.0f : 448.0f, opts.pow2_scales, interpretation(opts.format));
+      fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
   CHECK_CUDA_LAUNCH();
 }
 
@@ -210,16 +213,14 @@ void quantize_fp8(const float* x, std::uint8_t* q, float* scale, std::int64_t ro
                   ScaleLayout layout, Fp8Options opts, void* stream) {
   if (rows == 0 || cols == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
-  const float fp8_max = opts.format == DType::E5M2 ? 57344.0f : 448.0f;
-  const auto fmt = interpretation(opts.format);
   const std::int64_t tiles_per_row = ceil_div(cols, kBlock);
   if (layout == ScaleLayout::Tile1x128) {
     quantize_fp8_tiles(x, rows, cols, q, cols, scale, tiles_per_row, 1, opts, st);
-  } else {
-    const std::int64_t blocks = ceil_div(rows, kBlock) * tiles_per_row;
-    quantize_block128x128_kernel<<<static_cast<unsigned>(blocks), 256, 0, st>>>(
-        x, q, scale, rows, cols, tiles_per_row, fp8_max, opts.pow2_scales, fmt);
+    return;
   }
+  const std::int64_t blocks = ceil_div(rows, kBlock) * tiles_per_row;
+  quantize_block128x128_kernel<<<static_cast<unsigned>(blocks), 256, 0, st>>>(
+      x, q, scale, rows, cols, tiles_per_row, fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
   CHECK_CUDA_LAUNCH();
 }
 
@@ -259,7 +260,7 @@ void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const 
   const dim3 grid(static_cast<unsigned>(tiles.size()), static_cast<unsigned>(ceil_div(cols, kColsPerBlock)));
   quantize_transposed_kernel<<<grid, 256, 0, stream>>>(
       x, cols, meta.as<Fp8TransposedGroup>(), reinterpret_cast<const int2*>(meta.as<char>() + group_bytes), q, scale,
-      opts.format == DType::E5M2 ? 57344.0f : 448.0f, opts.pow2_scales, interpretation(opts.format));
+      fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
   CHECK_CUDA_LAUNCH();
 }
 

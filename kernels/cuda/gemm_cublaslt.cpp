@@ -24,16 +24,19 @@
 // for Fprop and Dgrad and (VEC128, VEC128) for Wgrad. The scale types are CUDA_R_32F and
 // the scale attributes are CUBLASLT_MATMUL_DESC_{A,B}_SCALE_POINTER / _SCALE_MODE.
 //
-// Algorithms: cublasLtMatmulAlgoGetHeuristic costs tens of microseconds of host time, as
-// much as a small GEMM on the GPU (a DeepSeekMoE layer runs hundreds of them), so its
-// answer is kept per problem (device, shape, transposes, types, scale modes, pointer
-// alignments: everything the query reads). The query is deterministic, so the cache
-// changes no result.
+// Plans: cublasLtMatmulAlgoGetHeuristic costs tens of microseconds of host time, as
+// much as a small GEMM on the GPU (a DeepSeekMoE layer runs hundreds of them), and the
+// descriptors a few more per call; so the descriptors and the heuristic's answer are
+// kept per problem (device, shape, transposes, types, scale modes, pointer alignments:
+// everything the query reads) and a call only sets the FP8 scale pointers. The query is
+// deterministic, so the cache changes no result.
 #include "kernels/cuda/gemm_cublaslt.h"
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -160,19 +163,43 @@ void check_fp8(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
 using AlgoKey = std::tuple<int, bool, bool, std::int64_t, std::int64_t, std::int64_t, int, int, int, int, std::uint32_t,
                            std::uint32_t, std::uint32_t>;
 
-// The heuristic's first algorithm for the problem described by the descriptors; queried
-// once per key. what() names the problem in the error.
+// What a problem needs but its pointers: the descriptors and the heuristic's first
+// algorithm. Made once per key, never destroyed (process lifetime, as CublasLtContext).
+struct Plan {
+  MatmulDesc op;
+  std::optional<Layout> a, b, c;  // cuBLAS-A (our B), cuBLAS-B (our A), C
+  cublasLtMatmulAlgo_t algo{};
+};
+
+// The plan of the problem; what() names it in the error. The FP8 scale pointers are
+// the caller's to set on plan.op before each cublasLtMatmul (one host thread per
+// device, as the rest of the backend: a plan is used by one call at a time).
 template <typename What>
-cublasLtMatmulAlgo_t find_algo(const AlgoKey& key, const CublasLtContext& ctx, cublasLtMatmulDesc_t op,
-                               cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
-                               std::uint32_t align_a, std::uint32_t align_b, std::uint32_t align_c,
-                               const What& what) {
+Plan& plan_for(const AlgoKey& key, const CublasLtContext& ctx, bool trans_a, bool trans_b, std::int64_t M,
+               std::int64_t N, std::int64_t K, const GemmOperand& a, const GemmOperand& b, std::uint32_t align_a,
+               std::uint32_t align_b, std::uint32_t align_c, const What& what) {
   static std::mutex mutex;
-  static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
+  static std::map<AlgoKey, Plan*> plans;  // never freed (see Plan)
   {
     const std::lock_guard<std::mutex> lock(mutex);
-    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+    if (const auto it = plans.find(key); it != plans.end()) return *it->second;
   }
+  auto plan = std::make_unique<Plan>();
+  const cublasComputeType_t compute = a.dtype == DType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  CHECK_CUBLAS(cublasLtMatmulDescCreate(&plan->op.d, compute, CUDA_R_32F));
+  const cublasOperation_t op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS-A = our B
+  const cublasOperation_t op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS-B = our A
+  plan->op.set(CUBLASLT_MATMUL_DESC_TRANSA, op_a);
+  plan->op.set(CUBLASLT_MATMUL_DESC_TRANSB, op_b);
+  if (is_fp8(a.dtype)) {  // the query wants scale pointers too (cuBLASLt: INVALID_VALUE without)
+    plan->op.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, b.scale);  // cuBLAS-A's scales are our B's
+    plan->op.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, a.scale);
+    plan->op.set(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, lt_scale_mode(b.scale_mode));
+    plan->op.set(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, lt_scale_mode(a.scale_mode));
+  }
+  plan->a.emplace(cuda_type(b.dtype), trans_b ? K : N, trans_b ? N : K, trans_b ? K : N);
+  plan->b.emplace(cuda_type(a.dtype), trans_a ? M : K, trans_a ? K : M, trans_a ? M : K);
+  plan->c.emplace(CUDA_R_32F, N, M, N);
   Preference pref;
   CHECK_CUBLAS(cublasLtMatmulPreferenceCreate(&pref.d));
   pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -183,13 +210,15 @@ cublasLtMatmulAlgo_t find_algo(const AlgoKey& key, const CublasLtContext& ctx, c
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c);
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(ctx.handle(), op, a, b, c, c, pref.d, 1, &heuristic, &found);
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.handle(), plan->op.d, plan->a->d, plan->b->d,
+                                                           plan->c->d, plan->c->d, pref.d, 1, &heuristic, &found);
   CRUCIBLE_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for ", what(), " on device ",
                  ctx.device(), " (", cublasGetStatusName(st), ")");
+  plan->algo = heuristic.algo;
   const std::lock_guard<std::mutex> lock(mutex);
-  cache.emplace(key, heuristic.algo);
-  return heuristic.algo;
+  const auto [it, fresh] = plans.try_emplace(key, plan.get());
+  if (fresh) plan.release();
+  return *it->second;
 }
 
 }  // namespace
@@ -209,34 +238,18 @@ void gemm_rowmajor(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, s
   if (fp8) check_fp8(trans_a, trans_b, M, N, K, a, b, c);
 
   CublasLtContext& ctx = CublasLtContext::current();
-  const cublasComputeType_t compute =
-      a.dtype == DType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-  MatmulDesc op;
-  CHECK_CUBLAS(cublasLtMatmulDescCreate(&op.d, compute, CUDA_R_32F));
-  const cublasOperation_t op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS-A = our B
-  const cublasOperation_t op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS-B = our A
-  op.set(CUBLASLT_MATMUL_DESC_TRANSA, op_a);
-  op.set(CUBLASLT_MATMUL_DESC_TRANSB, op_b);
-  if (fp8) {
-    const void* scale_a = b.scale;  // cuBLAS-A's scales are our B's
-    const void* scale_b = a.scale;
-    op.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, scale_a);
-    op.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, scale_b);
-    op.set(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, lt_scale_mode(b.scale_mode));
-    op.set(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, lt_scale_mode(a.scale_mode));
-  }
-  const Layout lay_a(cuda_type(b.dtype), trans_b ? K : N, trans_b ? N : K, trans_b ? K : N);
-  const Layout lay_b(cuda_type(a.dtype), trans_a ? M : K, trans_a ? K : M, trans_a ? M : K);
-  const Layout lay_c(CUDA_R_32F, N, M, N);
-
   const std::uint32_t align_a = alignment_of(b.data), align_b = alignment_of(a.data), align_c = alignment_of(c);
   const AlgoKey key{ctx.device(), trans_a, trans_b, M, N, K, static_cast<int>(a.dtype), static_cast<int>(b.dtype),
                     static_cast<int>(a.scale_mode), static_cast<int>(b.scale_mode), align_a, align_b, align_c};
-  const cublasLtMatmulAlgo_t algo = find_algo(key, ctx, op.d, lay_a.d, lay_b.d, lay_c.d, align_a, align_b, align_c,
-                                              [&] { return describe(trans_a, trans_b, M, N, K, a, b); });
+  Plan& plan = plan_for(key, ctx, trans_a, trans_b, M, N, K, a, b, align_a, align_b, align_c,
+                        [&] { return describe(trans_a, trans_b, M, N, K, a, b); });
+  if (fp8) {
+    plan.op.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, b.scale);  // cuBLAS-A's scales are our B's
+    plan.op.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, a.scale);
+  }
   const float alpha = 1.0f;
-  CHECK_CUBLAS(cublasLtMatmul(ctx.handle(), op.d, &alpha, b.data, lay_a.d, a.data, lay_b.d, &beta, c, lay_c.d,
-                              c, lay_c.d, &algo, ctx.workspace(stream),
+  CHECK_CUBLAS(cublasLtMatmul(ctx.handle(), plan.op.d, &alpha, b.data, plan.a->d, a.data, plan.b->d, &beta, c,
+                              plan.c->d, c, plan.c->d, &plan.algo, ctx.workspace(stream),
                               CublasLtContext::kWorkspaceBytes, stream));
 }
 

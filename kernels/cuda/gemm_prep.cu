@@ -94,6 +94,12 @@ void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, void* st
   CHECK_CUDA_LAUNCH();
 }
 
+DeviceScratch bf16_copy(const float* x, std::int64_t n, void* stream) {
+  DeviceScratch out(static_cast<std::size_t>(n) * sizeof(__nv_bfloat16), static_cast<cudaStream_t>(stream));
+  cast_f32_to_bf16(x, out.as<std::uint16_t>(), n, stream);
+  return out;
+}
+
 void transpose_f32(const float* x, float* y, std::int64_t rows, std::int64_t cols, void* stream) {
   if (rows == 0 || cols == 0) return;
   const dim3 block(kTile, 8);

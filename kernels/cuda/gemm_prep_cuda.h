@@ -6,11 +6,16 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/cublaslt_context.h"
+
 namespace crucible::cuda {
 
 // y [n] = bf16(x [n]) with round-to-nearest-even (NaN stays NaN, +-inf stays +-inf), the
 // rounding of core/numerics.h f32_to_bf16. y holds the raw BF16 bits.
 void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, void* stream);
+// The same into a new stream-ordered buffer of n BF16 values: an operand rounded once
+// and read by every GEMM or tile that needs it.
+DeviceScratch bf16_copy(const float* x, std::int64_t n, void* stream);
 
 // y [cols, rows] = x [rows, cols]^T (exact copy).
 void transpose_f32(const float* x, float* y, std::int64_t rows, std::int64_t cols, void* stream);

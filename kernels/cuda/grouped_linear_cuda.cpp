@@ -8,6 +8,7 @@
 #include "kernels/cuda/grouped_linear_cuda.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -17,6 +18,7 @@
 #include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/linear_cuda.h"
+#include "kernels/cuda/stream_fan.h"
 #include "kernels/cuda/weight_cache.h"
 
 namespace crucible::cuda {
@@ -195,26 +197,36 @@ namespace {
 
 // BF16 copies (RNE) in stream order: the operands that span all groups are rounded once,
 // not once per group (a DeepSeekMoE layer has hundreds of groups' GEMMs per step).
-DeviceScratch bf16_copy(const Tensor& t, cudaStream_t st) {
-  DeviceScratch out(static_cast<std::size_t>(t.numel()) * 2, st);
-  cast_f32_to_bf16(f32(t), out.as<std::uint16_t>(), t.numel(), st);
-  return out;
-}
+DeviceScratch bf16_copy(const Tensor& t, cudaStream_t st) { return cuda::bf16_copy(f32(t), t.numel(), st); }
 
 GemmOperand bf16_rows(const DeviceScratch& m, std::int64_t row0, std::int64_t cols) {
   return GemmOperand{m.as<std::uint16_t>() + row0 * cols, DType::BF16};
 }
+
+// The groups' GEMMs run on StreamFan's side streams when the weights' BF16 copies are
+// cached (WeightCacheScope): then every copy outlives the join. Without a scope each
+// group's copy is made and freed in turn on `st`, and the groups run one after another.
+int fan_sides() { return ops::weight_cache_active() ? StreamFan::kMaxSides : 0; }
 
 void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
                   cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = y.dim(1);
   const DeviceScratch xb = bf16_copy(x, st);
   DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
+  const int sides = fan_sides();
+  std::vector<const std::uint16_t*> wb(w.size());
+  if (sides > 0)  // the used experts' copies: cache hits, or made on st before the fork
+    for (std::size_t g = 0; g < w.size(); ++g)
+      if (offsets[g + 1] > offsets[g]) wb[g] = weight_bf16(w[g], local, st);
+  std::optional<StreamFan> fan;
+  if (sides > 0) fan.emplace(st, sides);
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{weight_bf16(w[g], local, st), DType::BF16},
-                  f32_mut(y) + r0 * N, 0.0f, st);
+    const cudaStream_t gs = fan ? fan->side(g) : st;
+    const std::uint16_t* wg = fan ? wb[g] : weight_bf16(w[g], local, st);
+    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{wg, DType::BF16}, f32_mut(y) + r0 * N, 0.0f,
+                  gs);
   }
 }
 
@@ -223,15 +235,24 @@ void bf16_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
   const std::int64_t K = x.dim(1), N = dy.dim(1);
   const DeviceScratch dyb = bf16_copy(dy, st), xb = bf16_copy(x, st);
   DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
+  const int sides = fan_sides();
+  std::vector<const std::uint16_t*> wb(w.size());
+  if (sides > 0 && dx.defined())  // the used experts' copies: cache hits, or made on st before the fork
+    for (std::size_t g = 0; g < w.size(); ++g)
+      if (offsets[g + 1] > offsets[g]) wb[g] = weight_bf16(w[g], local, st);
+  std::optional<StreamFan> fan;
+  if (sides > 0) fan.emplace(st, sides);
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;  // dw_g += 0
+    const cudaStream_t gs = fan ? fan->side(g) : st;
     if (dx.defined()) {    // dx_g [n, K] = dy_g [n, N] W_g [N, K]
-      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N),
-                    GemmOperand{weight_bf16(w[g], local, st), DType::BF16}, f32_mut(dx) + r0 * K, 0.0f, st);
+      const std::uint16_t* wg = fan ? wb[g] : weight_bf16(w[g], local, st);
+      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N), GemmOperand{wg, DType::BF16}, f32_mut(dx) + r0 * K,
+                    0.0f, gs);
     }
     // dw_g [N, K] += dy_g^T x_g
-    gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f, st);
+    gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f, gs);
   }
 }
 

@@ -39,25 +39,12 @@ namespace crucible::cuda {
 
 namespace {
 
+using detail::block_max;
 using detail::kWarp;
 
 constexpr int kThreads = 256;
 static_assert(kThreads % kWarp == 0 && kThreads / kWarp <= kWarp);
-constexpr unsigned kFull = 0xffffffffu;
 
-// Max over the block (NaNs ignored, as std::max from -inf on the CPU), returned to every
-// thread; scratch holds >= 32 floats in shared memory; every thread must call.
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, offset));
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = scratch[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x) / kWarp; ++w) total = fmaxf(total, scratch[w]);
-  __syncthreads();
-  return total;
-}
 
 // z / tau - c in FP64, each operation rounded once (the CPU's static_cast<double>(z) / tau - c).
 __device__ __forceinline__ double tempered(float z, double tau, double c) {

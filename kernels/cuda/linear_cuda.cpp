@@ -56,11 +56,7 @@ const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
 float* f32_mut(const Tensor& t) { return static_cast<float*>(t.raw()); }
 
 // A BF16 (RNE) copy of an f32 tensor, in stream order.
-DeviceScratch to_bf16(const Tensor& t, cudaStream_t st) {
-  DeviceScratch out(static_cast<std::size_t>(t.numel()) * 2, st);
-  cast_f32_to_bf16(f32(t), out.as<std::uint16_t>(), t.numel(), st);
-  return out;
-}
+DeviceScratch to_bf16(const Tensor& t, cudaStream_t st) { return bf16_copy(f32(t), t.numel(), st); }
 
 GemmOperand plain(const void* data, DType dtype) {
   return GemmOperand{data, dtype, nullptr, Fp8ScaleMode::PerTensor};

@@ -44,6 +44,7 @@ namespace crucible::cuda {
 namespace {
 
 using detail::ceil_div;
+using detail::block_max;
 using detail::kWarp;
 
 constexpr int kThreads = 256;
@@ -59,17 +60,6 @@ struct LseState {
 
 __device__ __forceinline__ float exp_rn(float x) { return static_cast<float>(exp(static_cast<double>(x))); }
 
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, offset));
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = scratch[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x) / kWarp; ++w) total = fmaxf(total, scratch[w]);
-  __syncthreads();
-  return total;
-}
 
 __global__ void lse_init_kernel(LseState* __restrict__ st, std::int64_t T) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

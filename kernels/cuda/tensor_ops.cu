@@ -1,4 +1,5 @@
-// kernels/cuda/tensor_ops.cu: copy_columns, axpy, fill and gather_rows on the GPU (FP32).
+// kernels/cuda/tensor_ops.cu: copy_columns, repeat_columns, sum_repeated_columns, axpy,
+// fill and gather_rows on the GPU (FP32).
 //
 // The CUDA twins of kernels/cpu/tensor_ops.cpp, bit for bit: copies move bits, the
 // accumulating copy adds once per element, axpy rounds the product then the sum
@@ -52,6 +53,30 @@ __global__ void copy_columns_kernel(const float* __restrict__ src, std::int64_t 
   }
 }
 
+// Grid (row blocks, column blocks); each thread one column c of the block, all k.
+__global__ void repeat_columns_kernel(const float* __restrict__ src, std::int64_t src_ld, float* __restrict__ dst,
+                                      std::int64_t dst_ld, std::int64_t rows, std::int64_t width, std::int64_t count,
+                                      std::int64_t stride) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= width) return;
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float v = src[r * src_ld + c];
+    for (std::int64_t k = 0; k < count; ++k) dst[r * dst_ld + k * stride + c] = v;
+  }
+}
+
+__global__ void sum_repeated_columns_kernel(const float* __restrict__ src, std::int64_t src_ld,
+                                            float* __restrict__ dst, std::int64_t dst_ld, std::int64_t rows,
+                                            std::int64_t width, std::int64_t count, std::int64_t stride) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= width) return;
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    float acc = dst[r * dst_ld + c];
+    for (std::int64_t k = 0; k < count; ++k) acc = __fadd_rn(acc, src[r * src_ld + k * stride + c]);
+    dst[r * dst_ld + c] = acc;
+  }
+}
+
 // One block per output row i: out[i] = src[index[i]].
 template <int kVec>
 __global__ void __launch_bounds__(kThreads)
@@ -79,6 +104,30 @@ void copy_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, f
                   static_cast<unsigned>(ceil_div(width, kThreads)));
   copy_columns_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(src + src_col, src_ld, dst + dst_col,
                                                                                 dst_ld, rows, width, accumulate);
+  CHECK_CUDA_LAUNCH();
+}
+
+namespace {
+dim3 column_grid(std::int64_t rows, std::int64_t width) {
+  return dim3(static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)), static_cast<unsigned>(ceil_div(width, kThreads)));
+}
+}  // namespace
+
+void repeat_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, float* dst, std::int64_t dst_ld,
+                    std::int64_t dst_col, std::int64_t rows, std::int64_t width, std::int64_t count,
+                    std::int64_t stride, void* stream) {
+  if (rows == 0 || width == 0 || count == 0) return;
+  repeat_columns_kernel<<<column_grid(rows, width), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      src + src_col, src_ld, dst + dst_col, dst_ld, rows, width, count, stride);
+  CHECK_CUDA_LAUNCH();
+}
+
+void sum_repeated_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, float* dst,
+                          std::int64_t dst_ld, std::int64_t dst_col, std::int64_t rows, std::int64_t width,
+                          std::int64_t count, std::int64_t stride, void* stream) {
+  if (rows == 0 || width == 0 || count == 0) return;
+  sum_repeated_columns_kernel<<<column_grid(rows, width), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      src + src_col, src_ld, dst + dst_col, dst_ld, rows, width, count, stride);
   CHECK_CUDA_LAUNCH();
 }
 

@@ -14,6 +14,14 @@ namespace crucible::cuda {
 // src [rows, src_ld], dst [rows, dst_ld]: dst[:, dst_col + c] (+)= src[:, src_col + c], c < width.
 void copy_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, float* dst, std::int64_t dst_ld,
                   std::int64_t dst_col, std::int64_t rows, std::int64_t width, bool accumulate, void* stream);
+// dst[:, dst_col + k stride + c] = src[:, src_col + c];  k < count, c < width.
+void repeat_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, float* dst, std::int64_t dst_ld,
+                    std::int64_t dst_col, std::int64_t rows, std::int64_t width, std::int64_t count,
+                    std::int64_t stride, void* stream);
+// dst[:, dst_col + c] += src[:, src_col + k stride + c] for k = 0 .. count-1 in turn.
+void sum_repeated_columns(const float* src, std::int64_t src_ld, std::int64_t src_col, float* dst,
+                          std::int64_t dst_ld, std::int64_t dst_col, std::int64_t rows, std::int64_t width,
+                          std::int64_t count, std::int64_t stride, void* stream);
 // y[i] = y[i] + alpha * x[i] (product rounded, then the sum), i < n.
 void axpy(float alpha, const float* x, float* y, std::int64_t n, void* stream);
 void fill(float* x, float value, std::int64_t n, void* stream);

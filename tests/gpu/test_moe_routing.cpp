@@ -251,7 +251,7 @@ TEST_CASE("moe permutation: CUDA counts, plan, gather and combine match the CPU 
 
 // copy_columns (= and +=), axpy, fill, and scatter_add_rows with heavy duplicates and a
 // scale: bit for bit (every element sees the same roundings in the same order).
-TEST_CASE("tensor ops: CUDA copy_columns, axpy, fill, gather/scatter rows match the CPU bit for bit",
+TEST_CASE("tensor ops: CUDA copy_columns, repeat/sum_repeated_columns, axpy, fill, gather/scatter rows match the CPU bit for bit",
           "[gpu][tensor_ops]") {
   REQUIRE(cuda_device_count() > 0);
   struct Shp {
@@ -269,6 +269,19 @@ TEST_CASE("tensor ops: CUDA copy_columns, axpy, fill, gather/scatter rows match 
       ops::copy_columns(to_gpu(src), s.src_col, dg, s.dst_col, s.width, acc);
       require_same_bits(name + (acc ? " copy_columns +=" : " copy_columns ="), d, dg);
     }
+    // The same columns repeated: MLA's shared rope key to all 16 heads (192 wide, the
+    // rope part at 128) and its gradient summed back, onto nonzero values.
+    const Tensor key = uniform_tensor(Shape{s.rows, 64}, seed++, "k_rope");
+    const Tensor heads0 = uniform_tensor(Shape{s.rows, 16 * 192}, seed++, "k");
+    Tensor heads = heads0.clone(), heads_g = to_gpu(heads0);
+    ops::repeat_columns(key, 0, heads, 128, 64, 16, 192);
+    ops::repeat_columns(to_gpu(key), 0, heads_g, 128, 64, 16, 192);
+    require_same_bits(name + " repeat_columns 16 heads", heads, heads_g);
+    Tensor kr = key.clone(), kr_g = to_gpu(key);
+    ops::sum_repeated_columns(heads0, 128, 64, 16, 192, kr, 0);
+    ops::sum_repeated_columns(to_gpu(heads0), 128, 64, 16, 192, kr_g, 0);
+    require_same_bits(name + " sum_repeated_columns 16 heads", kr, kr_g);
+
     Tensor y = dst0.clone(), yg = to_gpu(dst0);
     const Tensor x = uniform_tensor(Shape{s.rows, s.dst_cols}, seed++, "x");
     ops::axpy(-0.37f, x, y);
