@@ -15,6 +15,13 @@
 // Routing is discrete: the same experts must be chosen in every MoE layer first, so
 // that a near-tie flipped by rounding is reported as such. The measured errors are
 // printed on success too.
+//
+// BF16 precision (the students' and the bf16 teacher's): the linear layers' and the
+// head's GEMM operands are rounded to BF16 (RNE) on both sides, the same rounding, and
+// accumulate in FP32. The FP32 differences above then decide, now and then, on which
+// side of a BF16 rounding boundary an activation falls: that element moves by one BF16
+// ulp (2^-8 relative) on one side only, and the move travels on. We allow 2^-6 (four
+// BF16 ulps) relative, on the same measures; a miswired op is off by O(1).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -33,7 +40,8 @@ using namespace crucible::gpu_test;
 
 namespace {
 
-constexpr double kRelTol = 0x1p-16;
+constexpr double kRelTol = 0x1p-16;      // FP32
+constexpr double kBf16RelTol = 0x1p-6;   // BF16 GEMM operands
 
 struct ModelRun {
   Tensor logp, entropy;            // [T] main head (host)
@@ -89,11 +97,24 @@ double max_rel_logp_error(const Tensor& cpu, const Tensor& gpu) {
 TEST_CASE("model: tiny teacher and students give the same log-probs and gradients on GPU and CPU",
           "[gpu][model]") {
   REQUIRE(cuda_device_count() > 0);
-  for (const char* preset : {"tiny-deepseek-v3", "tiny-qwen2", "tiny-llama"}) {
+  struct Case {
+    const char* preset;
+    Precision precision;
+    double tol;
+  };
+  std::vector<Case> cases;
+  for (const char* preset : {"tiny-deepseek-v3", "tiny-qwen2", "tiny-llama"}) cases.push_back({preset, Precision::Fp32, kRelTol});
+  // BF16: the dense students (the Qwen2-style one with its tied head). The MoE teacher's
+  // routing decides by scores that BF16 rounding moves by ~2^-8: on the H100 3 of its
+  // 1254 decisions differed from the CPU's, and a different expert is a different
+  // function, so its BF16 ops are checked one by one (tests/gpu/test_*.cpp) instead.
+  for (const char* preset : {"tiny-qwen2", "tiny-llama"}) cases.push_back({preset, Precision::Bf16, kBf16RelTol});
+  for (const auto& [preset, precision, tol] : cases) {
     // Run from the repository root (tools/device_run.sh does).
     ModelConfig c = launch::load_model_config(std::string("configs/models/") + preset + ".toml");
-    c.precision = Precision::Fp32;
-    INFO(preset);
+    c.precision = precision;
+    const char* prec_name = precision == Precision::Fp32 ? "fp32" : "bf16";
+    INFO(preset << ", " << prec_name);
     ModelWeights init(c, Device::cpu());
     init.init_random(11);
     // A non-zero router bias so that selection by biased scores is exercised.
@@ -147,12 +168,12 @@ TEST_CASE("model: tiny teacher and students give the same log-probs and gradient
       const double rel = !finite ? INFINITY : norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
       if (rel > e_grad) e_grad = rel, worst_name = e.name;
     }
-    std::printf("model %-18s T=%lld  max rel err: logp %.2e  entropy %.2e  mtp %.2e  grad %.2e (%s)  tol %.2e\n",
-                preset, static_cast<long long>(T), e_logp, e_ent, e_mtp, e_grad, worst_name.c_str(), kRelTol);
-    CHECK(e_logp <= kRelTol);
-    CHECK(e_ent <= kRelTol);
-    CHECK(e_mtp <= kRelTol);
+    std::printf("model %-18s %s T=%lld  max rel err: logp %.2e  entropy %.2e  mtp %.2e  grad %.2e (%s)  tol %.2e\n",
+                preset, prec_name, static_cast<long long>(T), e_logp, e_ent, e_mtp, e_grad, worst_name.c_str(), tol);
+    CHECK(e_logp <= tol);
+    CHECK(e_ent <= tol);
+    CHECK(e_mtp <= tol);
     INFO("worst gradient: " << worst_name);
-    CHECK(e_grad <= kRelTol);
+    CHECK(e_grad <= tol);
   }
 }
