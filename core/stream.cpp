@@ -17,40 +17,35 @@ namespace {
 void check(cudaError_t e, const char* call) {
   if (e != cudaSuccess) CRUCIBLE_FAIL("CUDA call failed: ", call, ": ", cudaGetErrorString(e));
 }
+#endif
 
-// A new stream on `device` with cudaStreamCreateWithFlags' `flags`.
-void* new_cuda_stream(Device device, unsigned flags) {
+// A new stream on the CUDA device `device`: blocking (ordered with the legacy default
+// stream) or not.
+void* new_cuda_stream(Device device, bool non_blocking) {
+#ifdef CRUCIBLE_WITH_CUDA
   cudaStream_t st = nullptr;
   check(cudaSetDevice(device.index), "cudaSetDevice");
-  check(cudaStreamCreateWithFlags(&st, flags), "cudaStreamCreateWithFlags");
+  check(cudaStreamCreateWithFlags(&st, non_blocking ? cudaStreamNonBlocking : cudaStreamDefault),
+        "cudaStreamCreateWithFlags");
   return st;
-}
+#else
+  (void)device, (void)non_blocking;
+  CRUCIBLE_FAIL("a CUDA stream was requested but this crucible was built without CUDA");
 #endif
+}
 
 }  // namespace
 
 Stream Stream::create(Device device) {
-  Stream s;
-  s.device_ = device;
-  if (device.is_cpu()) return s;
-#ifdef CRUCIBLE_WITH_CUDA
-  s.handle_ = new_cuda_stream(device, cudaStreamDefault);
+  Stream s = default_for(device);
+  if (device.is_cuda()) s.handle_ = new_cuda_stream(device, false);
   return s;
-#else
-  CRUCIBLE_FAIL("a CUDA stream was requested but this crucible was built without CUDA");
-#endif
 }
 
 Stream Stream::create_concurrent(Device device) {
-  Stream s;
-  s.device_ = device;
-  if (device.is_cpu()) return s;
-#ifdef CRUCIBLE_WITH_CUDA
-  s.handle_ = new_cuda_stream(device, cudaStreamNonBlocking);
+  Stream s = default_for(device);
+  if (device.is_cuda()) s.handle_ = new_cuda_stream(device, true);
   return s;
-#else
-  CRUCIBLE_FAIL("a CUDA stream was requested but this crucible was built without CUDA");
-#endif
 }
 
 Stream Stream::default_for(Device device) {
