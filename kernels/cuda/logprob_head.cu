@@ -12,7 +12,8 @@
 //             xsum / sum, as the CPU.
 //   backward  the chunk's logits again, then g[t, j] = -dlogp[t] exp(l - lse[t]) (+ dlogp[t]
 //             at the target), each operation rounded as the CPU rounds it (__fmul_rn,
-//             __fadd_rn), then dh (= at the first chunk, += after) = g w_chunk and
+//             __fadd_rn), written as the GEMMs read it (FP32, or BF16 RNE straight from
+//             the kernel), then dh (= at the first chunk, += after) = g w_chunk and
 //             dw_chunk += g^T h: two more GEMMs.
 //   top-k     per chunk and row, the k best of (the running k best) U (the chunk) under
 //             the CPU's order (higher logit, then lower id), by k block argmaxes, each
@@ -27,10 +28,12 @@
 // kernel costs ~1% of the FP32 GEMM); the backward runs three GEMMs per chunk (recompute,
 // dh, dw) and one elementwise kernel. The FP64 exp (~20 DFMA per logit) is far below
 // the GEMM's FFMA count per logit (D = 7168).
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "kernels/cuda/cublaslt_context.h"
@@ -120,8 +123,12 @@ __global__ void lse_finish_kernel(const LseState* __restrict__ st, std::int64_t 
   if (entropy) entropy[t] = static_cast<float>(log(s.sum) - s.xsum / s.sum);
 }
 
-// g [T, n] in place: logits -> -dlogp exp(l - lse) (+ dlogp at the target). Grid (T, n / 256).
-__global__ void logits_grad_kernel(float* __restrict__ g, std::int64_t n, std::int64_t c0, std::int64_t V,
+// logits [T, n] -> g = -dlogp exp(l - lse) (+ dlogp at the target), written to `out`:
+// in place as FP32 (Out = float, out == logits), or rounded RNE to BF16 straight into the
+// GEMMs' operand (Out = bf16), the bits cast_f32_to_bf16 would make of the FP32 g.
+// Grid (T, n / 256).
+template <typename Out>
+__global__ void logits_grad_kernel(const float* logits, Out* out, std::int64_t n, std::int64_t c0, std::int64_t V,
                                    const float* __restrict__ dlogp, const float* __restrict__ lse,
                                    const std::int32_t* __restrict__ targets) {
   const std::int64_t t = blockIdx.x;
@@ -132,10 +139,12 @@ __global__ void logits_grad_kernel(float* __restrict__ g, std::int64_t n, std::i
     CRUCIBLE_DEVICE_FAIL("logprob_head_backward: target of row %lld is token id %d, outside the vocabulary [0, %lld)\n",
                          static_cast<long long>(t), tg, static_cast<long long>(V));
   const float gt = dlogp[t];
-  float* p = g + t * n + j;
-  float v = __fmul_rn(-gt, exp_rn(*p - lse[t]));
+  float v = __fmul_rn(-gt, exp_rn(logits[t * n + j] - lse[t]));
   if (tg == c0 + j) v = __fadd_rn(v, gt);
-  *p = v;
+  if constexpr (std::is_same_v<Out, float>)
+    out[t * n + j] = v;
+  else
+    out[t * n + j] = __float2bfloat16_rn(v);
 }
 
 // The CPU's output order: a before b when higher, ties to the lower id; id -1 = none.
@@ -219,8 +228,9 @@ class HeadOperands {
   const GemmOperand& h() const { return h_; }
   // Rows [c0, c0 + n) of w [V, D].
   GemmOperand w_chunk(const float* w, std::int64_t c0, std::int64_t n) { return operand(w + c0 * D_, n * D_, wb_); }
-  // The logits gradient g [T, n] of one chunk.
-  GemmOperand grad(const float* g, std::int64_t count) { return operand(g, count, gb_); }
+  bool bf16_operands() const { return bf16_; }
+  // The BF16 buffer of one chunk's logits gradient [T, chunk] (BF16 operands only).
+  __nv_bfloat16* grad_buffer() const { return gb_.as<__nv_bfloat16>(); }
 
  private:
   GemmOperand operand(const float* p, std::int64_t count, DeviceScratch& buf) {
@@ -279,10 +289,15 @@ void logprob_head_backward(const float* dlogp, const float* h, const float* w, c
     const GemmOperand wc = operands.w_chunk(w, c0, n);
     gemm_rowmajor(false, true, T, n, D, operands.h(), wc, g, 0.0f, st);  // the chunk's logits again
     const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(ceil_div(n, kThreads)));
-    logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, n, c0, V, dlogp, lse, targets);
+    GemmOperand gc{g, DType::F32};
+    if (operands.bf16_operands()) {  // the GEMMs' BF16 operand, written once
+      logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, operands.grad_buffer(), n, c0, V, dlogp, lse, targets);
+      gc = GemmOperand{operands.grad_buffer(), DType::BF16};
+    } else {
+      logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, g, n, c0, V, dlogp, lse, targets);
+    }
     CHECK_CUDA_LAUNCH();
     // dh (=, then +=) g w_chunk;  dw_chunk += g^T h
-    const GemmOperand gc = operands.grad(g, T * n);
     gemm_rowmajor(false, false, T, D, n, gc, wc, dh, c0 == 0 ? 0.0f : 1.0f, st);
     gemm_rowmajor(true, false, n, D, T, gc, operands.h(), dw + c0 * D, 1.0f, st);
   }
