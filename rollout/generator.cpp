@@ -90,9 +90,11 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
     while (!active.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(active.size());
       Tensor logits(Shape{n, V}, DType::F32, dev, "logits");  // [n, V]
-      // The head GEMM in the precision of the trainer's head.
-      ops::gemm_nt(on_device(hf, dev), head, logits, 0.0f,
-                   model_.head_options().bf16 ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
+      // The head GEMM in the precision of the trainer's head, as a linear op: the head is
+      // a weight of the generate call's WeightCacheScope, so its BF16 copy is made once per
+      // call, not once per decode step (gemm_nt's b is never cached).
+      ops::linear_forward(on_device(hf, dev), head, Tensor(), logits,
+                          model_.head_options().bf16 ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
       Tensor u(Shape{n}, DType::F64, Device::cpu(), "u");  // [n] one uniform per sampled token
       if (p.temperature != 0)
         for (std::int64_t i = 0; i < n; ++i) u.data<double>()[i] = rngs[active[i]].uniform_double();
