@@ -30,10 +30,12 @@ inline std::string self_exe() {
 }
 
 // Runs `np` ranks of this binary, each running the test case named `worker`;
-// `env` ("NAME=value ...") is set for the job. Output is stdout and stderr together.
-inline MpiJob run_mpi_job(int np, const std::string& worker, const std::string& env = "", int timeout_s = 120) {
+// `env` ("NAME=value ...") is set for the job, `mpirun_args` go to mpirun (e.g. "-x
+// LD_LIBRARY_PATH"). Output is stdout and stderr together.
+inline MpiJob run_mpi_job(int np, const std::string& worker, const std::string& env = "", int timeout_s = 120,
+                          const std::string& mpirun_args = "") {
   const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= " + env +
-                          " timeout " + std::to_string(timeout_s) + " mpirun --oversubscribe --bind-to none -np " +
+                          " timeout " + std::to_string(timeout_s) + " mpirun --oversubscribe --bind-to none " + mpirun_args + " -np " +
                           std::to_string(np) + " '" + self_exe() + "' '" + worker + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);

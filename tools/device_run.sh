@@ -13,7 +13,7 @@
 #   bash tools/device_run.sh tests ['[tag]...']   # tests/gpu only (Catch2 filter)
 #   bash tools/device_run.sh bench                # the benchmarks and their peers only
 #   bash tools/device_run.sh dp                   # 2+ GPUs: data parallel over NCCL (mpirun):
-#                                                 # the 2-rank NCCL tests, bench_gpu_dp_step on 1
+#                                                 # the 2-rank NCCL and overlap tests, bench_gpu_dp_step on 1
 #                                                 # and N ranks vs PyTorch DDP (torchrun), and the
 #                                                 # demo on N ranks, overlap_reduce on and off
 set -uo pipefail
@@ -67,7 +67,7 @@ if [ "$part" = dp ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   gpus=$(nvidia-smi -L | wc -l)
   mpi=(mpirun --bind-to none -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE)
-  "$stage/test_gpu" '[nccl]' 2>&1 | tail -n 3 | tee -a "$out/test_gpu.txt"
+  "$stage/test_gpu" '[nccl],[grad_overlap]' 2>&1 | tail -n 3 | tee -a "$out/test_gpu.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   for np in $(printf '%s\n' 1 "$gpus" | sort -un); do
     for prec in bf16 fp8; do

@@ -9,8 +9,11 @@
 // backward finished writing it folds stale values back over the new ones, and the
 // default stream reading gradients before finish()'s reductions end would race them.
 // Two updates each (the hook re-arms after finish), on an MoE/MLA model in FP32 and
-// the h100 Qwen2 student in BF16 (12 buckets of 8.3M gradients each). The 2-rank job
-// is tests/trainer/test_grad_overlap.cpp on the CPU and tools/device_run.sh dp.
+// the h100 Qwen2 student in BF16 (12 buckets of 8.3M gradients each).
+// With 2 GPUs and mpirun, the data-parallel check of the CPU test
+// (tests/trainer/grad_overlap_checks.h) runs on 2 ranks over NCCL: training with the
+// overlapped sum has the weights of the sum after backward, bit for bit, on every rank.
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -22,6 +25,8 @@
 #include "launch/model_config_fields.h"
 #include "model/transformer.h"
 #include "tests/catch.h"
+#include "tests/mpi_job.h"
+#include "tests/trainer/grad_overlap_checks.h"
 #include "trainer/grad_overlap.h"
 #include "trainer/optimizer.h"
 
@@ -95,4 +100,39 @@ TEST_CASE("grad overlap on the GPU: summed during backward, the bits of the sum 
       CHECK(differ == 0);
     }
   }
+}
+
+// ---- Two ranks, one GPU each: re-executes this binary under mpirun.
+
+namespace {
+constexpr const char* kGpuWorker = "grad overlap worker on GPUs: overlapped sum against the sum after backward";
+}  // namespace
+
+TEST_CASE("grad overlap on 2 GPUs: the weights of the sum after backward, bit for bit", "[gpu][grad_overlap][mpi]") {
+  if (dist::launched_by_mpi()) return;
+  if (cuda_device_count() < 2 || !testing::have_mpirun()) {
+    WARN("fewer than 2 GPUs or no mpirun: the 2-rank overlap check is skipped");
+    return;
+  }
+  const testing::MpiJob r = testing::run_mpi_job(2, kGpuWorker, "", 240, "-x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE");
+  INFO(r.output);
+  REQUIRE(r.exit_code() == 0);
+  REQUIRE_THAT(r.output, Catch::Contains("grad overlap ok world=2"));
+  std::printf("%s", r.output.c_str());
+}
+
+TEST_CASE("grad overlap worker on GPUs: overlapped sum against the sum after backward",
+          "[.][grad_overlap_gpu_worker]") {
+  dist::MpiEnv env(nullptr, nullptr);
+  std::int64_t failures = -1;
+  try {
+    const Device gpu = dist::rank_device(env, Device::cuda(0));
+    const auto comm = dist::make_communicator(env, gpu);  // NCCL on several ranks
+    failures = testing::check_grad_overlap(*comm, gpu);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fflush(stderr);
+    env.abort(3);
+  }
+  REQUIRE(failures == 0);
 }
