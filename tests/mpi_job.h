@@ -1,22 +1,25 @@
 // tests/mpi_job.h: a Catch2 test that re-executes its own binary under `mpirun -np N`,
 // each rank running one hidden worker test case, and collects the job's output.
-// (The multi-rank tests: tests/trainer/test_zero.cpp, test_grad_overlap.cpp.)
+// (The multi-rank tests: tests/dist/test_mpi_collectives.cpp, tests/trainer/test_zero.cpp
+// and test_grad_overlap.cpp, tests/gpu/test_nccl.cpp and test_grad_overlap.cpp.)
 #pragma once
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "tests/catch.h"
 
-namespace crucible::testing {
+namespace crucible::mpi_test {
 
 struct MpiJob {
   int status = -1;  // pclose status
   std::string output;
+  double seconds = 0;  // wall clock of the whole job
   int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 };
 
@@ -37,13 +40,15 @@ inline MpiJob run_mpi_job(int np, const std::string& worker, const std::string& 
   const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= " + env +
                           " timeout " + std::to_string(timeout_s) + " mpirun --oversubscribe --bind-to none " + mpirun_args + " -np " +
                           std::to_string(np) + " '" + self_exe() + "' '" + worker + "' 2>&1";
+  const auto t0 = std::chrono::steady_clock::now();
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   MpiJob r;
   char buf[4096];
   while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
   r.status = pclose(p);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 
-}  // namespace crucible::testing
+}  // namespace crucible::mpi_test

@@ -8,9 +8,7 @@
 // before the 60 s timeout: nothing hangs (DESIGN.md §6).
 // Reference: tests/launch/test_mpi.cpp (mpirun from Catch2), dist/communicator.h.
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
@@ -19,6 +17,7 @@
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_env.h"
 #include "tests/catch.h"
+#include "tests/mpi_job.h"
 #include "tests/dist/collective_checks.h"
 
 using namespace crucible;
@@ -30,40 +29,11 @@ constexpr const char* kTableWorker = "mpi worker runs the collective case table"
 constexpr const char* kThrowWorker = "mpi worker where rank 1 throws inside a collective";
 constexpr const char* kMismatchWorker = "mpi worker where ranks disagree on an all_reduce size";
 
-struct JobResult {
-  int status = -1;  // pclose status
-  std::string output;
-  double seconds = 0;
-  int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
-};
-
-bool have_mpirun() {
-  return std::system("command -v mpirun >/dev/null 2>&1") == 0;
-}
-
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  REQUIRE(n > 0);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
+using crucible::mpi_test::have_mpirun;
+using JobResult = crucible::mpi_test::MpiJob;
 
 // Runs `np` copies of this binary, each running the one test case named `worker`.
-JobResult run_job(int np, const char* worker) {
-  const std::string cmd =
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= "
-      "timeout 60 mpirun --oversubscribe --bind-to none -np " +
-      std::to_string(np) + " '" + self_exe() + "' '" + worker + "' 2>&1";
-  const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  JobResult r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  r.status = pclose(p);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
-}
+JobResult run_job(int np, const char* worker) { return crucible::mpi_test::run_mpi_job(np, worker, "", 60); }
 
 std::string digest_of(const JobResult& r, int world) {
   std::smatch m;

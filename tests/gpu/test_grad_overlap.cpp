@@ -110,11 +110,11 @@ constexpr const char* kGpuWorker = "grad overlap worker on GPUs: overlapped sum 
 
 TEST_CASE("grad overlap on 2 GPUs: the weights of the sum after backward, bit for bit", "[gpu][grad_overlap][mpi]") {
   if (dist::launched_by_mpi()) return;
-  if (cuda_device_count() < 2 || !testing::have_mpirun()) {
+  if (cuda_device_count() < 2 || !mpi_test::have_mpirun()) {
     WARN("fewer than 2 GPUs or no mpirun: the 2-rank overlap check is skipped");
     return;
   }
-  const testing::MpiJob r = testing::run_mpi_job(2, kGpuWorker, "", 240, "-x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE");
+  const mpi_test::MpiJob r = mpi_test::run_mpi_job(2, kGpuWorker, "", 240, "-x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE");
   INFO(r.output);
   REQUIRE(r.exit_code() == 0);
   REQUIRE_THAT(r.output, Catch::Contains("grad overlap ok world=2"));

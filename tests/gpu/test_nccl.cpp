@@ -20,9 +20,7 @@
 // Reference: dist/communicator.h, tests/dist/collective_checks.h,
 // tests/dist/test_mpi_collectives.cpp (the same re-execution under mpirun).
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +37,7 @@
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_env.h"
 #include "tests/catch.h"
+#include "tests/mpi_job.h"
 #include "tests/dist/collective_checks.h"
 #include "tests/gpu/gpu_random.h"
 
@@ -346,34 +345,10 @@ namespace {
 constexpr const char* kNcclWorker = "nccl worker runs the case table on every rank";
 constexpr const char* kNcclThrowWorker = "nccl worker where rank 1 throws while rank 0 waits";
 
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  REQUIRE(n > 0);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
-struct JobResult {
-  int status = -1;
-  std::string output;
-  double seconds = 0;
-  int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
-};
+using JobResult = crucible::mpi_test::MpiJob;
 
 JobResult run_job(int np, const char* worker) {
-  const std::string cmd =
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent= "
-      "timeout 240 mpirun --oversubscribe --bind-to none -x LD_LIBRARY_PATH -np " +
-      std::to_string(np) + " '" + self_exe() + "' '" + worker + "' 2>&1";
-  const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  JobResult r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  r.status = pclose(p);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  return crucible::mpi_test::run_mpi_job(np, worker, "", 240, "-x LD_LIBRARY_PATH");
 }
 
 bool can_run_two_ranks() {
@@ -381,7 +356,7 @@ bool can_run_two_ranks() {
     WARN("fewer than 2 GPUs visible: the 2-rank NCCL test is skipped");
     return false;
   }
-  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) {
+  if (!crucible::mpi_test::have_mpirun()) {
     WARN("mpirun not found: the 2-rank NCCL test is skipped");
     return false;
   }

@@ -56,12 +56,12 @@ TEST_CASE("grad overlap: one bucket per decoder layer; a layer reported twice is
 
 TEST_CASE("grad overlap on 2 and 3 ranks: the weights of the sum after backward, bit for bit",
           "[grad_overlap][mpi]") {
-  if (!testing::have_mpirun()) {
+  if (!mpi_test::have_mpirun()) {
     WARN("mpirun not found; skipped");
     return;
   }
   for (const int np : {2, 3}) {
-    const testing::MpiJob r = testing::run_mpi_job(np, kWorker);
+    const mpi_test::MpiJob r = mpi_test::run_mpi_job(np, kWorker);
     INFO(r.output);
     REQUIRE(r.exit_code() == 0);
     REQUIRE_THAT(r.output, Catch::Contains("grad overlap ok world=" + std::to_string(np)));

@@ -103,7 +103,7 @@ struct Case {
 
 TEST_CASE("ZeRO-1 on 2 and 3 ranks matches replicated AdamW and one process; moments are 1/world",
           "[zero][mpi]") {
-  if (!testing::have_mpirun()) {
+  if (!mpi_test::have_mpirun()) {
     WARN("mpirun not found; skipped");
     return;
   }
@@ -113,7 +113,7 @@ TEST_CASE("ZeRO-1 on 2 and 3 ranks matches replicated AdamW and one process; mom
             .string();
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
-    const testing::MpiJob r = testing::run_mpi_job(np, kWorker, "CRUCIBLE_ZERO_TEST_DIR='" + dir + "'");
+    const mpi_test::MpiJob r = mpi_test::run_mpi_job(np, kWorker, "CRUCIBLE_ZERO_TEST_DIR='" + dir + "'");
     std::filesystem::remove_all(dir);
     INFO(r.output);
     REQUIRE(r.exit_code() == 0);
