@@ -80,6 +80,8 @@ std::function<void(std::int64_t)> AdamW::last_backward_hook() {
   return overlap_ ? overlap_->hook() : std::function<void(std::int64_t)>();
 }
 
+std::int64_t AdamW::overlap_buckets() const { return overlap_ ? overlap_->buckets() : 0; }
+
 const dist::FlatShards* AdamW::shards() const { return zero_ ? &zero_->shards() : nullptr; }
 
 std::size_t AdamW::full_state_bytes() const {

@@ -93,6 +93,8 @@ class AdamW {
   // has only the rest to sum. Empty when the gradients are summed in step() alone
   // (one rank, ZeRO-1, or dp.overlap_reduce off). Optional: step() is correct either way.
   std::function<void(std::int64_t)> last_backward_hook();
+  // The layers whose gradients last_backward_hook sums during backward (0: none).
+  std::int64_t overlap_buckets() const;
 
   bool sharded() const { return zero_ != nullptr; }
   // ZeRO-1 blocks (null when unsharded).

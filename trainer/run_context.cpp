@@ -171,8 +171,11 @@ AdamW RunContext::make_optimizer(const std::string& stage, ModelWeights& w, cons
              s.shard_elems(), " of ", s.total(), " parameters, ", s.padding(), " padding, over ", s.world(),
              " ranks; unsharded ", static_cast<double>(opt.full_state_bytes()) * mib, " MiB)");
   } else {
+    const std::int64_t buckets = opt.overlap_buckets();
     log_info(stage, ": optimizer state ", static_cast<double>(opt.state_bytes()) * mib, " MiB per rank (replicated on ",
-             comm_.world(), " rank(s))");
+             comm_.world(), " rank(s))",
+             buckets > 0 ? detail::concat("; gradients summed during backward in ", buckets, " layer buckets")
+                         : std::string());
   }
   return opt;
 }
