@@ -195,38 +195,50 @@ void fp8_wgrad(const Tensor& dy, const Tensor& x, std::span<const std::int64_t> 
 
 namespace {
 
-// BF16 copies (RNE) in stream order: the operands that span all groups are rounded once,
-// not once per group (a DeepSeekMoE layer has hundreds of groups' GEMMs per step).
-DeviceScratch bf16_copy(const Tensor& t, cudaStream_t st) { return cuda::bf16_copy(f32(t), t.numel(), st); }
-
 GemmOperand bf16_rows(const DeviceScratch& m, std::int64_t row0, std::int64_t cols) {
   return GemmOperand{m.as<std::uint16_t>() + row0 * cols, DType::BF16};
 }
 
-// The groups' GEMMs run on StreamFan's side streams when the weights' BF16 copies are
-// cached (WeightCacheScope): then every copy outlives the join. Without a scope each
-// group's copy is made and freed in turn on `st`, and the groups run one after another.
-int fan_sides() { return ops::weight_cache_active() ? StreamFan::kMaxSides : 0; }
+// Where group g's BF16 GEMMs run, and its weight's BF16 copy. Inside a WeightCacheScope
+// the used groups' copies are looked up (or made) on `st` first and the GEMMs go to
+// StreamFan's side streams: every copy outlives the join (the fan is the last member, so
+// it joins first). Without a scope each group's copy is made into `local_` when asked,
+// freeing the previous one, and the groups run one after another on `st`.
+class GroupStreams {
+ public:
+  GroupStreams(std::span<const Tensor> w, std::span<const std::int64_t> offsets, bool with_weights, cudaStream_t st)
+      : w_(w), st_(st), cached_(w.size()) {
+    if (!ops::weight_cache_active()) return;
+    if (with_weights)
+      for (std::size_t g = 0; g < w.size(); ++g)
+        if (offsets[g + 1] > offsets[g]) cached_[g] = weight_bf16(w[g], local_, st);
+    fan_.emplace(st, StreamFan::kMaxSides);
+  }
+  cudaStream_t stream(std::size_t g) const { return fan_ ? fan_->side(g) : st_; }
+  GemmOperand weight(std::size_t g) {
+    return GemmOperand{fan_ ? cached_[g] : weight_bf16(w_[g], local_, st_), DType::BF16};
+  }
 
+ private:
+  std::span<const Tensor> w_;
+  cudaStream_t st_;
+  DeviceScratch local_;                        // W_g's copy without a scope
+  std::vector<const std::uint16_t*> cached_;   // with one
+  std::optional<StreamFan> fan_;
+};
+
+// The operands that span all groups (x, dy) are rounded to BF16 once, not once per group
+// (a DeepSeekMoE layer has hundreds of groups' GEMMs per step), and outlive the groups.
 void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
                   cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = y.dim(1);
   const DeviceScratch xb = bf16_copy(x, st);
-  DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
-  const int sides = fan_sides();
-  std::vector<const std::uint16_t*> wb(w.size());
-  if (sides > 0)  // the used experts' copies: cache hits, or made on st before the fork
-    for (std::size_t g = 0; g < w.size(); ++g)
-      if (offsets[g + 1] > offsets[g]) wb[g] = weight_bf16(w[g], local, st);
-  std::optional<StreamFan> fan;
-  if (sides > 0) fan.emplace(st, sides);
+  GroupStreams groups(w, offsets, true, st);
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    const cudaStream_t gs = fan ? fan->side(g) : st;
-    const std::uint16_t* wg = fan ? wb[g] : weight_bf16(w[g], local, st);
-    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), GemmOperand{wg, DType::BF16}, f32_mut(y) + r0 * N, 0.0f,
-                  gs);
+    gemm_rowmajor(false, true, n, N, K, bf16_rows(xb, r0, K), groups.weight(g), f32_mut(y) + r0 * N, 0.0f,
+                  groups.stream(g));
   }
 }
 
@@ -234,25 +246,16 @@ void bf16_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                    std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw, cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = dy.dim(1);
   const DeviceScratch dyb = bf16_copy(dy, st), xb = bf16_copy(x, st);
-  DeviceScratch local;  // W_g's copy when no WeightCacheScope is open
-  const int sides = fan_sides();
-  std::vector<const std::uint16_t*> wb(w.size());
-  if (sides > 0 && dx.defined())  // the used experts' copies: cache hits, or made on st before the fork
-    for (std::size_t g = 0; g < w.size(); ++g)
-      if (offsets[g + 1] > offsets[g]) wb[g] = weight_bf16(w[g], local, st);
-  std::optional<StreamFan> fan;
-  if (sides > 0) fan.emplace(st, sides);
+  GroupStreams groups(w, offsets, dx.defined(), st);
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;  // dw_g += 0
-    const cudaStream_t gs = fan ? fan->side(g) : st;
-    if (dx.defined()) {    // dx_g [n, K] = dy_g [n, N] W_g [N, K]
-      const std::uint16_t* wg = fan ? wb[g] : weight_bf16(w[g], local, st);
-      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N), GemmOperand{wg, DType::BF16}, f32_mut(dx) + r0 * K,
-                    0.0f, gs);
-    }
+    if (dx.defined())      // dx_g [n, K] = dy_g [n, N] W_g [N, K]
+      gemm_rowmajor(false, false, n, K, N, bf16_rows(dyb, r0, N), groups.weight(g), f32_mut(dx) + r0 * K, 0.0f,
+                    groups.stream(g));
     // dw_g [N, K] += dy_g^T x_g
-    gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f, gs);
+    gemm_rowmajor(true, false, N, K, n, bf16_rows(dyb, r0, N), bf16_rows(xb, r0, K), f32_mut(dw[g]), 1.0f,
+                  groups.stream(g));
   }
 }
 

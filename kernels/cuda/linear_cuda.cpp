@@ -55,9 +55,6 @@ cudaStream_t stream_on(const Stream& stream, Device device, const char* op) {
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
 float* f32_mut(const Tensor& t) { return static_cast<float*>(t.raw()); }
 
-// A BF16 (RNE) copy of an f32 tensor, in stream order.
-DeviceScratch to_bf16(const Tensor& t, cudaStream_t st) { return bf16_copy(f32(t), t.numel(), st); }
-
 GemmOperand plain(const void* data, DType dtype) {
   return GemmOperand{data, dtype, nullptr, Fp8ScaleMode::PerTensor};
 }
@@ -72,15 +69,35 @@ void gemm_plain(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std:
                   st);
     return;
   }
-  const DeviceScratch ab = to_bf16(a, st);
+  const DeviceScratch ab = bf16_copy(a, st);
   DeviceScratch local;
-  const void* bb = b_is_weight ? static_cast<const void*>(weight_bf16(b, local, st)) : (local = to_bf16(b, st)).get();
+  const void* bb = b_is_weight ? static_cast<const void*>(weight_bf16(b, local, st)) : (local = bf16_copy(b, st)).get();
   gemm_rowmajor(trans_a, trans_b, M, N, K, plain(ab.get(), DType::BF16), plain(bb, DType::BF16), c, beta, st);
 }
 
 // FP8 GEMM padding (see the header): rows and N to multiples of 4, K to whole 128-blocks.
 std::int64_t padded_rows(std::int64_t rows) { return round_up(rows, 4); }
 std::int64_t padded_k(std::int64_t k) { return round_up(k, kFp8BlockSize); }
+
+// The buffers of an operand in 1x128 tiles with `rows` real rows: codes [rows_p, k_p] and
+// Vec128 scales [k_p / 128, rows_p]. The padded rows' codes, and the scales, are zeroed
+// when rows < rows_p; the quantizer writes the real rows' codes and scales.
+Fp8GemmInput vec128_operand(std::int64_t rows, std::int64_t rows_p, std::int64_t k_p, DType format,
+                            cudaStream_t st) {
+  Fp8GemmInput in;
+  in.rows_p = rows_p;
+  in.k_p = k_p;
+  const std::int64_t Lp = ceil_div(k_p, kFp8BlockSize);
+  in.q = DeviceScratch(static_cast<std::size_t>(rows_p * k_p), st);
+  in.scale = DeviceScratch(static_cast<std::size_t>(Lp * rows_p) * sizeof(float), st);
+  if (rows_p != rows) {
+    CHECK_CUDA(cudaMemsetAsync(in.q.as<std::uint8_t>() + rows * k_p, 0, static_cast<std::size_t>((rows_p - rows) * k_p),
+                               st));
+    CHECK_CUDA(cudaMemsetAsync(in.scale.get(), 0, static_cast<std::size_t>(Lp * rows_p) * sizeof(float), st));
+  }
+  in.operand = GemmOperand{in.q.get(), format, in.scale.as<float>(), Fp8ScaleMode::Vec128};
+  return in;
+}
 
 // An activation a [M, K] in 1x128 tiles, padded to [padded_rows(M), padded_k(K)].
 Fp8GemmInput activation_fp8(const float* a, std::int64_t M, std::int64_t K, cudaStream_t st) {
@@ -91,20 +108,9 @@ Fp8GemmInput activation_fp8(const float* a, std::int64_t M, std::int64_t K, cuda
 // tiles along T (Vec128 scales [Lp, rows_p]): the transposed quantizer reads x once; the
 // padded rows' codes and scales are zeroed.
 Fp8GemmInput quantize_transposed(const float* x, std::int64_t T, std::int64_t K, cudaStream_t st) {
-  Fp8GemmInput in;
-  in.rows_p = padded_rows(K);
-  in.k_p = padded_k(T);
-  const std::int64_t Lp = in.k_p / kFp8BlockSize;
-  in.q = DeviceScratch(static_cast<std::size_t>(in.rows_p * in.k_p), st);
-  in.scale = DeviceScratch(static_cast<std::size_t>(Lp * in.rows_p) * sizeof(float), st);
-  if (in.rows_p != K) {
-    CHECK_CUDA(cudaMemsetAsync(in.q.as<std::uint8_t>() + K * in.k_p, 0,
-                               static_cast<std::size_t>((in.rows_p - K) * in.k_p), st));
-    CHECK_CUDA(cudaMemsetAsync(in.scale.get(), 0, static_cast<std::size_t>(Lp * in.rows_p) * sizeof(float), st));
-  }
+  Fp8GemmInput in = vec128_operand(K, padded_rows(K), padded_k(T), DType::E4M3, st);
   const Fp8TransposedGroup all{0, T, 0, in.k_p, 0, 1, in.rows_p};
   quantize_fp8_transposed(x, K, std::span(&all, 1), in.q.as<std::uint8_t>(), in.scale.as<float>(), {}, st);
-  in.operand = GemmOperand{in.q.get(), DType::E4M3, in.scale.as<float>(), Fp8ScaleMode::Vec128};
   return in;
 }
 
@@ -142,6 +148,10 @@ void fp8_gemm_nt(const Fp8GemmInput& qa, const Fp8GemmInput& qb, float* c, std::
 
 }  // namespace
 
+DeviceScratch bf16_copy(const Tensor& t, cudaStream_t stream) {
+  return bf16_copy(static_cast<const float*>(t.raw()), t.numel(), stream);
+}
+
 Fp8GemmInput quantize_gemm_operand(const float* x, std::int64_t rows, std::int64_t k, ScaleLayout layout,
                                    std::int64_t rows_p, std::int64_t k_p, cudaStream_t stream,
                                    Fp8Options opts) {
@@ -149,23 +159,16 @@ Fp8GemmInput quantize_gemm_operand(const float* x, std::int64_t rows, std::int64
                  rows, ", ", k, "] cannot be padded to [", rows_p, ", ", k_p,
                  "] (want rows_p >= rows, a multiple of 4, and k_p >= k, a multiple of 16)");
   const std::int64_t L = ceil_div(k, kFp8BlockSize), Lp = ceil_div(k_p, kFp8BlockSize);
+  if (layout == ScaleLayout::Tile1x128 && k_p <= L * kFp8BlockSize) {
+    // 1x128 tiles straight into the GEMM's layout (the quantizer zeroes columns k .. k_p).
+    Fp8GemmInput in = vec128_operand(rows, rows_p, k_p, opts.format, stream);
+    quantize_fp8_tiles(x, rows, k, in.q.as<std::uint8_t>(), k_p, in.scale.as<float>(), 1, rows_p, opts, stream);
+    return in;
+  }
   Fp8GemmInput in;
   in.rows_p = rows_p;
   in.k_p = k_p;
   in.q = DeviceScratch(static_cast<std::size_t>(rows_p * k_p), stream);  // [rows_p, k_p]
-  if (layout == ScaleLayout::Tile1x128 && k_p <= L * kFp8BlockSize) {
-    // 1x128 tiles straight into the GEMM's layout: codes [rows_p, k_p] (the quantizer zeroes
-    // columns k .. k_p), scales Vec128 [Lp, rows_p]; padded rows zeroed here.
-    in.scale = DeviceScratch(static_cast<std::size_t>(Lp * rows_p) * sizeof(float), stream);
-    if (rows_p != rows) {
-      CHECK_CUDA(cudaMemsetAsync(in.q.as<std::uint8_t>() + rows * k_p, 0, static_cast<std::size_t>((rows_p - rows) * k_p),
-                                 stream));
-      CHECK_CUDA(cudaMemsetAsync(in.scale.get(), 0, static_cast<std::size_t>(Lp * rows_p) * sizeof(float), stream));
-    }
-    quantize_fp8_tiles(x, rows, k, in.q.as<std::uint8_t>(), k_p, in.scale.as<float>(), 1, rows_p, opts, stream);
-    in.operand = GemmOperand{in.q.get(), opts.format, in.scale.as<float>(), Fp8ScaleMode::Vec128};
-    return in;
-  }
   const bool pad_codes = rows_p != rows || k_p != k;
   DeviceScratch raw_q;  // [rows, k] when padding
   if (pad_codes) raw_q = DeviceScratch(static_cast<std::size_t>(rows * k), stream);

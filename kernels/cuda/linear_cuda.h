@@ -45,6 +45,10 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
                      Tensor& dbias, ops::GemmPrecision p, const Stream& stream);
 
+// The BF16 (RNE) copy of the f32 device tensor t, in stream order (gemm_prep_cuda.h's
+// bf16_copy of its elements).
+DeviceScratch bf16_copy(const Tensor& t, cudaStream_t stream);
+
 // An FP8 GEMM operand that owns its (stream-ordered) memory: codes [rows_p, k_p] and the
 // scales in cuBLASLt's layout for its mode (see kernels/cuda/gemm_cublaslt.h).
 struct Fp8GemmInput {

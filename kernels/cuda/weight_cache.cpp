@@ -37,12 +37,6 @@ Key key_of(const Tensor& w, Form form, std::int64_t rows_p, std::int64_t k_p) {
 
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.raw()); }
 
-DeviceScratch make_bf16(const Tensor& w, cudaStream_t st) {
-  DeviceScratch out(static_cast<std::size_t>(w.numel()) * 2, st);
-  cast_f32_to_bf16(f32(w), out.as<std::uint16_t>(), w.numel(), st);
-  return out;
-}
-
 Fp8GemmInput make_fp8(const Tensor& w, bool transposed, std::int64_t rows_p, std::int64_t k_p, cudaStream_t st) {
   const std::int64_t rows = w.dim(0), cols = w.dim(1);
   if (!transposed) return quantize_gemm_operand(f32(w), rows, cols, ScaleLayout::Block128x128, rows_p, k_p, st);
@@ -56,13 +50,13 @@ Fp8GemmInput make_fp8(const Tensor& w, bool transposed, std::int64_t rows_p, std
 
 const std::uint16_t* weight_bf16(const Tensor& w, DeviceScratch& local, cudaStream_t stream) {
   if (!ops::weight_cache_active()) {
-    local = make_bf16(w, stream);
+    local = bf16_copy(w, stream);
     return local.as<std::uint16_t>();
   }
   Cache& c = cache();
   const auto [it, fresh] = c.entries.try_emplace(key_of(w, Form::Bf16, 0, 0));
   if (fresh) {
-    it->second.bf16 = make_bf16(w, stream);
+    it->second.bf16 = bf16_copy(w, stream);
     ++c.stats.misses;
     c.stats.bytes += static_cast<std::size_t>(w.numel()) * 2;
   } else {
