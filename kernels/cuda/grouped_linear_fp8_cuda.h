@@ -5,7 +5,8 @@
 //
 // Per problem, with L = ceil(K / 128) K blocks and P_kb the FP32 partial sum of the E4M3 code
 // products of K block kb:
-//   acc = sum_{kb = 0, 1, ..., L - 1} (sa(m, kb) * sb(n, kb)) * P_kb(m, n)   (FP32, this order)
+//   acc = sum_{kb = 0, 1, ..., L - 1} (sa(m, kb) * sb(n, kb)) * P_kb(m, n)   (FP32, this order;
+//         each step one fused multiply-add, where the CPU twin rounds the product first)
 //   C(m, n) = acc            (beta = 0)     or     acc + C(m, n)   (beta = 1)
 // Operands, device pointers:
 //   a  E4M3 codes, row m at a + m * lda (bytes); b likewise with ldb. lda and ldb are
