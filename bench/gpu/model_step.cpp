@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   const std::int64_t seqs = bench::option(argc, argv, "--seqs", std::int64_t{8});
   const std::int64_t seq = bench::option(argc, argv, "--seq", std::int64_t{1024});
   const std::int64_t iters = bench::option(argc, argv, "--iters", std::int64_t{5});
+  const std::string only = bench::option(argc, argv, "--precision", std::string("both"));  // bf16, fp8, both
   const ModelConfig base =
       bench::load_bench_model(bench::option(argc, argv, "--preset", std::string("configs/models/h100-teacher.toml")),
                               bench::option(argc, argv, "--hf-config", std::string()));
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
               static_cast<long long>(model_sizes(base).params_total), static_cast<long long>(seqs),
               static_cast<long long>(seq), static_cast<long long>(iters));
   for (Precision prec : {Precision::Bf16, Precision::Fp8}) {
+    const char* key = prec == Precision::Fp8 ? "fp8" : "bf16";
+    if (only != "both" && only != key) continue;
     const auto weights = bench::gpu_weights(init, prec, true);
     Transformer model(*weights);
     auto step = [&] {
@@ -49,7 +52,6 @@ int main(int argc, char** argv) {
       model.backward(dlogp_gpu, st);
     };
     const double med = bench::median_wall_ms(step, iters);
-    const char* key = prec == Precision::Fp8 ? "fp8" : "bf16";
     std::printf("step crucible_%s %.1f %.0f\n", key, med, static_cast<double>(batch.tokens()) / (med / 1000.0));
     if (profile::enabled()) {  // one more step, each scope synchronized: where the time goes
       profile::reset();

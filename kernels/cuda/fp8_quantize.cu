@@ -124,6 +124,62 @@ __global__ void quantize_block128x128_kernel(const float* __restrict__ x, std::u
     for (std::int64_t r = row_begin; r < row_end; r += 2) q[r * cols + col] = encode(x[r * cols + col] / s, fmt);
 }
 
+// One 256-thread block per 128x128 block (br, bc) of weight blockIdx.y's operand [R, C]
+// (W, or W^T read from W). Thread t reads operand elements along the direction that is
+// contiguous in W (coalesced), once for the amax and once to encode; the codes pass through
+// shared memory so that the operand's rows are written 16 bytes per thread.
+__global__ void quantize_weight_blocks_kernel(const float* const* __restrict__ w, std::int64_t rows,
+                                              std::int64_t cols, bool transposed, std::uint8_t* __restrict__ q,
+                                              float* __restrict__ scale, std::int64_t rows_p, std::int64_t k_p,
+                                              std::int64_t Rp, std::int64_t L4, float fp8_max,
+                                              __nv_fp8_interpretation_t fmt) {
+  __shared__ float warp_max[8];
+  __shared__ __align__(16) std::uint8_t tile[kBlock][kBlock + 16];
+  const float* __restrict__ x = w[blockIdx.y];
+  const std::int64_t R = transposed ? cols : rows, C = transposed ? rows : cols;
+  const std::int64_t br = blockIdx.x / L4, bc = blockIdx.x % L4;
+  const std::int64_t r0 = br * kBlock, c0 = bc * kBlock;
+  float* s_out = scale + static_cast<std::int64_t>(blockIdx.y) * Rp * L4 + blockIdx.x;
+  if (r0 >= R || c0 >= C) {  // a padding block: scale 0 (its codes, if any, are outside [rows_p, k_p])
+    if (threadIdx.x == 0) *s_out = 0.0f;
+    return;
+  }
+  // Operand element (r0 + i, c0 + j) is x[(r0 + i) cols + c0 + j], or x[(c0 + j) cols + r0 + i]
+  // for W^T. Thread t: fast index f = t % 128 along W's contiguous direction, slow index
+  // s = t / 128 + 2 n.
+  const int f = static_cast<int>(threadIdx.x) % kBlock, s0 = static_cast<int>(threadIdx.x) / kBlock;
+  const std::int64_t n_fast = min(std::int64_t{kBlock}, transposed ? R - r0 : C - c0);
+  const std::int64_t n_slow = min(std::int64_t{kBlock}, transposed ? C - c0 : R - r0);
+  const float* base = transposed ? x + c0 * cols + r0 : x + r0 * cols + c0;  // slow stride: cols
+  float amax = 0.0f;
+  if (f < n_fast)
+    for (std::int64_t sl = s0; sl < n_slow; sl += 2) amax = fmaxf(amax, finite_abs(base[sl * cols + f]));
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);
+  const float sc = scale_from_amax(amax, fp8_max, false);
+  if (threadIdx.x == 0) *s_out = sc;
+  for (int sl = s0; sl < kBlock; sl += 2) {
+    const std::uint8_t code = f < n_fast && sl < n_slow ? encode(base[sl * cols + f] / sc, fmt) : 0;
+    if (transposed) tile[f][sl] = code;  // operand row f, column sl
+    else tile[sl][f] = code;
+  }
+  __syncthreads();
+  // Rows r0 .. min(r0 + 128, rows_p), columns c0 .. min(c0 + 128, k_p) (a multiple of 16).
+  const std::int64_t out_rows = min(std::int64_t{kBlock}, rows_p - r0);
+  const std::int64_t out_chunks = min(std::int64_t{kBlock}, k_p - c0) / 16;
+  std::uint8_t* dst = q + static_cast<std::int64_t>(blockIdx.y) * rows_p * k_p + r0 * k_p + c0;
+  for (int id = static_cast<int>(threadIdx.x); id < kBlock * 8; id += 256) {
+    const int i = id / 8, chunk = id % 8;
+    if (i < out_rows && chunk < out_chunks)
+      *reinterpret_cast<uint4*>(dst + i * k_p + chunk * 16) = *reinterpret_cast<const uint4*>(&tile[i][chunk * 16]);
+  }
+}
+
 __global__ void dequantize_kernel(const std::uint8_t* __restrict__ q, const float* __restrict__ scale,
                                   float* __restrict__ x, std::int64_t rows, std::int64_t cols,
                                   std::int64_t scale_cols, bool block_rows,
@@ -261,6 +317,26 @@ void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const 
   quantize_transposed_kernel<<<grid, 256, 0, stream>>>(
       x, cols, meta.as<Fp8TransposedGroup>(), reinterpret_cast<const int2*>(meta.as<char>() + group_bytes), q, scale,
       fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
+  CHECK_CUDA_LAUNCH();
+}
+
+void quantize_fp8_weight_blocks(std::span<const float* const> w, std::int64_t rows, std::int64_t cols,
+                                bool transposed, std::uint8_t* q, float* scale, std::int64_t rows_p,
+                                std::int64_t k_p, cudaStream_t stream) {
+  const std::int64_t R = transposed ? cols : rows, C = transposed ? rows : cols;
+  CRUCIBLE_CHECK(rows_p >= R && rows_p % 4 == 0 && k_p >= C && k_p % 16 == 0, "quantize_fp8_weight_blocks: [", R,
+                 ", ", C, "] cannot be padded to [", rows_p, ", ", k_p, "]");
+  CRUCIBLE_CHECK(w.size() < 65536, "quantize_fp8_weight_blocks: ", w.size(), " weights exceed the grid");
+  if (w.empty() || rows_p == 0 || k_p == 0) return;
+  const std::int64_t Rp = ceil_div(rows_p, kBlock), L4 = (ceil_div(k_p, kBlock) + 3) / 4 * 4;
+  CRUCIBLE_CHECK(Rp * L4 < (std::int64_t{1} << 31), "quantize_fp8_weight_blocks: too many blocks");
+  // NOTE: a pageable upload returns once staged; the list is freed in stream order.
+  DeviceScratch list(w.size() * sizeof(const float*), stream);
+  CHECK_CUDA(cudaMemcpyAsync(list.get(), w.data(), w.size() * sizeof(const float*), cudaMemcpyHostToDevice, stream));
+  const dim3 grid(static_cast<unsigned>(Rp * L4), static_cast<unsigned>(w.size()));
+  quantize_weight_blocks_kernel<<<grid, 256, 0, stream>>>(list.as<const float*>(), rows, cols, transposed, q, scale,
+                                                          rows_p, k_p, Rp, L4, fp8_max_of(DType::E4M3),
+                                                          interpretation(DType::E4M3));
   CHECK_CUDA_LAUNCH();
 }
 

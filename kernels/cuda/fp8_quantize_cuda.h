@@ -38,6 +38,17 @@ struct Fp8TransposedGroup {
 void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const Fp8TransposedGroup> groups,
                              std::uint8_t* q, float* scale, Fp8Options opts, cudaStream_t stream);
 
+// G weights of one shape, w_g [rows, cols] (device f32, contiguous), each quantized in
+// 128x128 blocks, as W (transposed false) or as W^T, in one launch: weight g's operand
+// [R, C] (R = rows or cols) goes to q + g rows_p k_p as quantize_gemm_operand lays it out
+// (codes [rows_p, k_p], zero beyond [R, C]) and its block scales to scale + g Rp L4
+// ([Rp, L4], K blocks contiguous, 0 where no block; Rp = ceil(rows_p / 128), L4 =
+// ceil(k_p / 128) rounded up to 4). Codes and scales equal quantize_fp8's Block128x128
+// (of the transposed copy, for W^T) bit for bit.
+void quantize_fp8_weight_blocks(std::span<const float* const> w, std::int64_t rows, std::int64_t cols,
+                                bool transposed, std::uint8_t* q, float* scale, std::int64_t rows_p,
+                                std::int64_t k_p, cudaStream_t stream);
+
 // q, scale -> x f32 [rows, cols].
 void dequantize_fp8(const std::uint8_t* q, const float* scale, float* x, std::int64_t rows,
                     std::int64_t cols, ScaleLayout layout, DType format, void* stream);

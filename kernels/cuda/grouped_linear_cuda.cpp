@@ -60,21 +60,14 @@ void set_a(Fp8GroupedProblem& q, const Fp8GemmInput& in, std::int64_t r0) {
   q.a_scale_kb = in.rows_p;
 }
 
-// Problem operand B, whole, in 1x128 tiles (Vec128) or 128x128 blocks.
-void set_b(Fp8GroupedProblem& q, const Fp8GemmInput& in, ScaleLayout layout) {
-  q.b = static_cast<const std::uint8_t*>(in.q.get());
-  q.ldb = in.k_p;
-  q.b_scale = in.scale.as<float>();
-  if (layout == ScaleLayout::Tile1x128) {
-    q.b_scale_group = 1;
-    q.b_scale_row = 1;
-    q.b_scale_kb = in.rows_p;
-  } else {
-    const std::int64_t L4 = round_up((in.k_p + kFp8BlockSize - 1) / kFp8BlockSize, 4);
-    q.b_scale_group = static_cast<std::int32_t>(kFp8BlockSize);
-    q.b_scale_row = L4;  // Block128x128: [ceil(rows_p / 128), L4], K blocks contiguous
-    q.b_scale_kb = 1;
-  }
+// Problem operand B: weight g of a group quantized in 128x128 blocks.
+void set_b(Fp8GroupedProblem& q, const Fp8WeightGroup& wg, std::size_t g) {
+  q.b = wg.codes(g);
+  q.ldb = wg.k_p;
+  q.b_scale = wg.scales(g);
+  q.b_scale_group = static_cast<std::int32_t>(kFp8BlockSize);
+  q.b_scale_row = wg.L4;
+  q.b_scale_kb = 1;
 }
 
 // y [M, N] = x W_g^T per group, Fp8, one grouped launch.
@@ -87,14 +80,15 @@ void fp8_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std
     return;
   }
   const Fp8GemmInput qx = quantize(f32(x), M, K, ScaleLayout::Tile1x128, st);  // once for all groups
-  std::vector<Fp8GemmInput> local(w.size());  // the weights' codes when no WeightCacheScope is open
+  Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
+  const Fp8WeightGroup& wq = weight_fp8_group(w, false, round_up(N, 4), round_up(K, 16), local, st);
   std::vector<Fp8GroupedProblem> problems;
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
     Fp8GroupedProblem q;
     set_a(q, qx, r0);
-    set_b(q, weight_fp8(w[g], false, round_up(N, 4), round_up(K, 16), local[g], st), ScaleLayout::Block128x128);
+    set_b(q, wq, g);
     q.c = f32_mut(y) + r0 * N;
     q.ldc = N;
     q.M = i32(n, "group rows");
@@ -116,15 +110,15 @@ void fp8_dgrad(const Tensor& dy, std::span<const Tensor> w, std::span<const std:
     return;
   }
   const Fp8GemmInput qdy = quantize(f32(dy), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
-  std::vector<Fp8GemmInput> local(w.size());  // the weights' codes when no WeightCacheScope is open
+  Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
+  const Fp8WeightGroup& wq = weight_fp8_group(w, true, round_up(K, 4), round_up(N, 16), local, st);  // W_g^T [K, N]
   std::vector<Fp8GroupedProblem> problems;
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
     Fp8GroupedProblem q;
     set_a(q, qdy, r0);
-    // W_g^T [K, N] in 128x128 blocks
-    set_b(q, weight_fp8(w[g], true, round_up(K, 4), round_up(N, 16), local[g], st), ScaleLayout::Block128x128);
+    set_b(q, wq, g);
     q.c = f32_mut(dx) + r0 * K;
     q.ldc = K;
     q.M = i32(n, "group rows");

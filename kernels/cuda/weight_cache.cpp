@@ -4,6 +4,10 @@
 
 #include <map>
 #include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cuda/fp8_quantize_cuda.h"
 
 #include "kernels/cuda/gemm_prep_cuda.h"
 
@@ -21,8 +25,13 @@ struct Entry {
   Fp8GemmInput fp8;    // the FP8 forms
 };
 
+// (device, first weight, count, hash of every weight's address, rows, cols, form, rows_p, k_p)
+using GroupKey = std::tuple<int, const void*, std::size_t, std::uint64_t, std::int64_t, std::int64_t, Form,
+                            std::int64_t, std::int64_t>;
+
 struct Cache {
   std::map<Key, Entry> entries;
+  std::map<GroupKey, Fp8WeightGroup> groups;
   WeightCacheStats stats;
 };
 
@@ -46,7 +55,61 @@ Fp8GemmInput make_fp8(const Tensor& w, bool transposed, std::int64_t rows_p, std
   return quantize_gemm_operand(wt.as<float>(), cols, rows, ScaleLayout::Block128x128, rows_p, k_p, st);
 }
 
+GroupKey group_key_of(std::span<const Tensor> w, Form form, std::int64_t rows_p, std::int64_t k_p) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the addresses
+  for (const Tensor& t : w) {
+    h ^= reinterpret_cast<std::uintptr_t>(t.raw());
+    h *= 1099511628211ull;
+  }
+  return GroupKey{w[0].device().index, w[0].raw(), w.size(), h, w[0].dim(0), w[0].dim(1), form, rows_p, k_p};
+}
+
+Fp8WeightGroup make_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p, std::int64_t k_p,
+                              cudaStream_t st) {
+  const std::int64_t rows = w[0].dim(0), cols = w[0].dim(1);
+  std::vector<const float*> src;
+  src.reserve(w.size());
+  for (const Tensor& t : w) {
+    CRUCIBLE_CHECK(t.dim(0) == rows && t.dim(1) == cols && t.dtype() == DType::F32,
+                   "weight_fp8_group: every weight must be an f32 [", rows, ", ", cols, "]; got ",
+                   t.shape().str());
+    src.push_back(f32(t));
+  }
+  Fp8WeightGroup g;
+  g.rows_p = rows_p;
+  g.k_p = k_p;
+  g.Rp = (rows_p + kFp8BlockSize - 1) / kFp8BlockSize;
+  g.L4 = ((k_p + kFp8BlockSize - 1) / kFp8BlockSize + 3) / 4 * 4;
+  const auto G = static_cast<std::int64_t>(w.size());
+  g.q = DeviceScratch(static_cast<std::size_t>(G * rows_p * k_p), st);
+  g.scale = DeviceScratch(static_cast<std::size_t>(G * g.Rp * g.L4) * sizeof(float), st);
+  quantize_fp8_weight_blocks(src, rows, cols, transposed, g.q.as<std::uint8_t>(), g.scale.as<float>(), rows_p, k_p,
+                             st);
+  return g;
+}
+
 }  // namespace
+
+const Fp8WeightGroup& weight_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p,
+                                       std::int64_t k_p, Fp8WeightGroup& local, cudaStream_t stream) {
+  CRUCIBLE_CHECK(!w.empty(), "weight_fp8_group: no weights");
+  if (!ops::weight_cache_active()) {
+    local = make_fp8_group(w, transposed, rows_p, k_p, stream);
+    return local;
+  }
+  Cache& c = cache();
+  const auto n = static_cast<std::int64_t>(w.size());
+  const auto [it, fresh] =
+      c.groups.try_emplace(group_key_of(w, transposed ? Form::Fp8Transposed : Form::Fp8, rows_p, k_p));
+  if (fresh) {
+    it->second = make_fp8_group(w, transposed, rows_p, k_p, stream);
+    c.stats.misses += n;
+    c.stats.bytes += static_cast<std::size_t>(n * rows_p * k_p);
+  } else {
+    c.stats.hits += n;
+  }
+  return it->second;
+}
 
 const std::uint16_t* weight_bf16(const Tensor& w, DeviceScratch& local, cudaStream_t stream) {
   if (!ops::weight_cache_active()) {
@@ -89,6 +152,7 @@ WeightCacheStats weight_cache_stats() { return cache().stats; }
 void release_weight_cache() {
   Cache& c = cache();
   c.entries.clear();  // each DeviceScratch frees in its stream's order
+  c.groups.clear();
   c.stats = {};
 }
 

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 #include "kernels/cuda/linear_cuda.h"
@@ -27,6 +28,22 @@ const std::uint16_t* weight_bf16(const Tensor& w, DeviceScratch& local, cudaStre
 // rows and K): the cached one inside a scope, else made into `local`.
 const Fp8GemmInput& weight_fp8(const Tensor& w, bool transposed, std::int64_t rows_p, std::int64_t k_p,
                                Fp8GemmInput& local, cudaStream_t stream);
+
+// G weights of one shape, each quantized as weight_fp8 would (W or W^T in 128x128 blocks,
+// [rows_p, k_p]), made in one launch: weight g's codes at codes(g), its block scales
+// ([Rp, L4], K blocks contiguous) at scales(g).
+struct Fp8WeightGroup {
+  DeviceScratch q, scale;
+  std::int64_t rows_p = 0, k_p = 0, Rp = 0, L4 = 0;
+  const std::uint8_t* codes(std::size_t g) const { return q.as<std::uint8_t>() + g * rows_p * k_p; }
+  const float* scales(std::size_t g) const { return scale.as<float>() + g * Rp * L4; }
+};
+
+// Every weight of w (same shape) as weight_fp8(w[g], transposed, rows_p, k_p) gives it, bit
+// for bit, in one launch for all of them: the cached group inside a scope (keyed by the
+// whole list; each weight counts as one lookup in the stats), else made into `local`.
+const Fp8WeightGroup& weight_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p,
+                                       std::int64_t k_p, Fp8WeightGroup& local, cudaStream_t stream);
 
 // This thread's cache since its last release: lookups that found an entry, entries made,
 // and their device bytes (for tests and logs).

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -93,7 +94,7 @@ TEST_CASE("WeightCacheScope: linear ops give the same bits, each weight form is 
 
 TEST_CASE("WeightCacheScope: grouped linear ops give the same bits in both Fp8 impls", "[gpu][weight_cache]") {
   REQUIRE(cuda_device_count() > 0);
-  const std::vector<std::int64_t> rows{5, 0, 7, 12};  // an empty group makes no entry
+  const std::vector<std::int64_t> rows{5, 0, 7, 12};  // an empty group: no entry in the loops
   std::vector<std::int64_t> offsets{0};
   for (std::int64_t r : rows) offsets.push_back(offsets.back() + r);
   const std::int64_t M = offsets.back(), K = 300, N = 130, G = static_cast<std::int64_t>(rows.size());
@@ -108,11 +109,13 @@ TEST_CASE("WeightCacheScope: grouped linear ops give the same bits in both Fp8 i
     GemmPrecision p;
     ops::GroupedImpl impl;
     const char* name;
-    std::int64_t forms;  // weight forms per used group
+    std::int64_t forms;    // weight forms per group
+    std::int64_t counted;  // groups whose weights are looked up: the used ones, or (one
+                           // launch quantizes the whole list) all of them
   };
-  const Run runs[] = {{GemmPrecision::Bf16, ops::GroupedImpl::Loop, "bf16 loop", 1},
-                      {GemmPrecision::Fp8, ops::GroupedImpl::Loop, "fp8 loop", 2},
-                      {GemmPrecision::Fp8, ops::GroupedImpl::OneLaunch, "fp8 one launch", 2}};
+  const Run runs[] = {{GemmPrecision::Bf16, ops::GroupedImpl::Loop, "bf16 loop", 1, used},
+                      {GemmPrecision::Fp8, ops::GroupedImpl::Loop, "fp8 loop", 2, used},
+                      {GemmPrecision::Fp8, ops::GroupedImpl::OneLaunch, "fp8 one launch", 2, G}};
   for (const Run& r : runs) {
     auto run = [&] {
       Tensor y(Shape{M, N}, DType::F32, Device::cuda(0), "y"), dx(Shape{M, K}, DType::F32, Device::cuda(0), "dx");
@@ -131,8 +134,47 @@ TEST_CASE("WeightCacheScope: grouped linear ops give the same bits in both Fp8 i
       for (std::size_t i = 0; i < fresh.size(); ++i)
         require_same_bits(fresh[i], cached[i],
                           std::string(r.name) + " pass " + std::to_string(pass) + " output " + std::to_string(i));
-      CHECK(cuda::weight_cache_stats().misses == used * r.forms);
-      CHECK(cuda::weight_cache_stats().hits == (pass + 1) * 2 * used - used * r.forms);
+      CHECK(cuda::weight_cache_stats().misses == r.counted * r.forms);
+      CHECK(cuda::weight_cache_stats().hits == (pass + 1) * 2 * r.counted - r.counted * r.forms);
+    }
+  }
+}
+
+TEST_CASE("weight_fp8_group: one launch gives every weight's weight_fp8 bits, W and W^T", "[gpu][weight_cache]") {
+  REQUIRE(cuda_device_count() > 0);
+  REQUIRE_FALSE(ops::weight_cache_active());
+  struct Case {
+    std::int64_t rows, cols;
+  };
+  const Case cases[] = {{130, 300}, {512, 1024}, {7, 16}};  // padding on every side; aligned; one block
+  std::uint64_t seed = 900;
+  for (const Case& c : cases) {
+    const std::int64_t G = 3;
+    Tensor host = gpu_test::uniform_tensor(Shape{G * c.rows, c.cols}, ++seed, "w");
+    host.data<float>()[5] = std::numeric_limits<float>::infinity();  // skipped by the amax, saturates
+    host.data<float>()[c.cols + 1] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor arena = gpu(host);
+    std::vector<Tensor> w;
+    for (std::int64_t g = 0; g < G; ++g) w.push_back(arena.slice(g * c.rows, (g + 1) * c.rows));
+    for (bool transposed : {false, true}) {
+      const std::int64_t R = transposed ? c.cols : c.rows, C = transposed ? c.rows : c.cols;
+      const std::int64_t rows_p = (R + 3) / 4 * 4, k_p = (C + 15) / 16 * 16;
+      cuda::Fp8WeightGroup group;
+      const cuda::Fp8WeightGroup& wq = cuda::weight_fp8_group(w, transposed, rows_p, k_p, group, nullptr);
+      for (std::int64_t g = 0; g < G; ++g) {
+        cuda::Fp8GemmInput one;
+        const cuda::Fp8GemmInput& ref = cuda::weight_fp8(w[g], transposed, rows_p, k_p, one, nullptr);
+        const std::size_t code_bytes = static_cast<std::size_t>(rows_p * k_p);
+        const std::size_t scale_bytes = static_cast<std::size_t>(wq.Rp * wq.L4) * sizeof(float);
+        std::vector<unsigned char> a(code_bytes), b(code_bytes), sa(scale_bytes), sb(scale_bytes);
+        REQUIRE(cudaMemcpy(a.data(), wq.codes(g), code_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+        REQUIRE(cudaMemcpy(b.data(), ref.q.get(), code_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+        REQUIRE(cudaMemcpy(sa.data(), wq.scales(g), scale_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+        REQUIRE(cudaMemcpy(sb.data(), ref.scale.get(), scale_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+        INFO("rows " << c.rows << " cols " << c.cols << (transposed ? " W^T" : " W") << " weight " << g);
+        CHECK(a == b);
+        CHECK(sa == sb);
+      }
     }
   }
 }
