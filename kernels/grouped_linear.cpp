@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/cpu/grouped_linear_cpu.h"
 #include "kernels/op_checks.h"
+#include "kernels/tensor_ops.h"
 #ifdef CRUCIBLE_WITH_CUDA
 #include "kernels/cuda/grouped_linear_cuda.h"
 #endif
@@ -76,9 +77,16 @@ GroupedImpl resolve(GroupedImpl impl, std::int64_t M, std::int64_t N, std::int64
 
 }  // namespace
 
-void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
-                            Tensor& y, GemmPrecision p, const Stream& stream, GroupedImpl impl) {
-  const char* op = "grouped_linear_forward";
+namespace {
+
+struct Dims {
+  Device dev;
+  std::int64_t M, K, N;
+};
+
+// The checks of grouped_linear_forward.
+Dims check_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, const Tensor& y,
+                   const char* op) {
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
   CRUCIBLE_CHECK(x.rank() == 2, op, ": ", describe(x, "x"), " must be a matrix [M, K]");
@@ -86,21 +94,12 @@ void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::spa
   const std::int64_t N = check_weights(w, dev, K, op);
   check_offsets(offsets, w.size(), M, op);
   check_matrix(y, dev, op, "y", M, N);
-  if (dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
-#ifdef CRUCIBLE_WITH_CUDA
-  if (resolve(impl, M, N, K, w.size()) == GroupedImpl::OneLaunch)
-    return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
-  cuda::grouped_linear_forward_loop(x, w, offsets, y, p, stream);
-#else
-  (void)stream, (void)impl;
-  detail::fail_no_cuda(op, dev);
-#endif
+  return Dims{dev, M, K, N};
 }
 
-void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
-                             std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
-                             GemmPrecision p, const Stream& stream, GroupedImpl impl) {
-  const char* op = "grouped_linear_backward";
+// The checks of grouped_linear_backward.
+Dims check_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                    std::span<const std::int64_t> offsets, const Tensor& dx, std::span<Tensor> dw, const char* op) {
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
   CRUCIBLE_CHECK(x.rank() == 2, op, ": ", describe(x, "x"), " must be a matrix [M, K]");
@@ -115,15 +114,84 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
     const std::string role = "dw[" + std::to_string(g) + "]";
     check_matrix(dw[g], dev, op, role.c_str(), N, K);
   }
-  if (dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
+  return Dims{dev, M, K, N};
+}
+
 #ifdef CRUCIBLE_WITH_CUDA
-  if (resolve(impl, M, N, K, w.size()) == GroupedImpl::OneLaunch)
+// The pair ops' fused path: CUDA, Fp8, both lists resolved to the one launch.
+bool pair_fused(const Dims& a, const Dims& b, std::size_t G, GemmPrecision p, GroupedImpl impl) {
+  return a.dev.is_cuda() && p == GemmPrecision::Fp8 && resolve(impl, a.M, a.N, a.K, G) == GroupedImpl::OneLaunch &&
+         resolve(impl, b.M, b.N, b.K, G) == GroupedImpl::OneLaunch;
+}
+#endif
+
+}  // namespace
+
+void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
+                            Tensor& y, GemmPrecision p, const Stream& stream, GroupedImpl impl) {
+  const char* op = "grouped_linear_forward";
+  const Dims d = check_forward(x, w, offsets, y, op);
+  if (d.dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
+#ifdef CRUCIBLE_WITH_CUDA
+  if (resolve(impl, d.M, d.N, d.K, w.size()) == GroupedImpl::OneLaunch)
+    return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
+  cuda::grouped_linear_forward_loop(x, w, offsets, y, p, stream);
+#else
+  (void)stream, (void)impl;
+  detail::fail_no_cuda(op, d.dev);
+#endif
+}
+
+void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                             std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
+                             GemmPrecision p, const Stream& stream, GroupedImpl impl) {
+  const char* op = "grouped_linear_backward";
+  const Dims d = check_backward(dy, x, w, offsets, dx, dw, op);
+  if (d.dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
+#ifdef CRUCIBLE_WITH_CUDA
+  if (resolve(impl, d.M, d.N, d.K, w.size()) == GroupedImpl::OneLaunch)
     return cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
   cuda::grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
 #else
   (void)stream, (void)impl;
-  detail::fail_no_cuda(op, dev);
+  detail::fail_no_cuda(op, d.dev);
 #endif
+}
+
+void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
+                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, GemmPrecision p,
+                                 const Stream& stream, GroupedImpl impl) {
+  const char* op = "grouped_linear_pair_forward";
+  const Dims d1 = check_forward(x, w1, offsets, y1, op);
+  const Dims d2 = check_forward(x, w2, offsets, y2, op);
+#ifdef CRUCIBLE_WITH_CUDA
+  if (pair_fused(d1, d2, w1.size(), p, impl))
+    return cuda::grouped_linear_pair_forward(x, w1, w2, offsets, y1, y2, stream);
+#else
+  (void)d1, (void)d2;
+#endif
+  grouped_linear_forward(x, w1, offsets, y1, p, stream, impl);
+  grouped_linear_forward(x, w2, offsets, y2, p, stream, impl);
+}
+
+void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
+                                  std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
+                                  std::span<Tensor> dw1, std::span<Tensor> dw2, GemmPrecision p,
+                                  const Stream& stream, GroupedImpl impl) {
+  const char* op = "grouped_linear_pair_backward";
+  const Dims d1 = check_backward(dy1, x, w1, offsets, dx, dw1, op);
+  const Dims d2 = check_backward(dy2, x, w2, offsets, dx, dw2, op);
+#ifdef CRUCIBLE_WITH_CUDA
+  if (pair_fused(d1, d2, w1.size(), p, impl))
+    return cuda::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, dx, dw1, dw2, stream);
+#else
+  (void)d2;
+#endif
+  grouped_linear_backward(dy1, x, w1, offsets, dx, dw1, p, stream, impl);
+  Tensor dx2;
+  if (dx.defined()) dx2 = Tensor(dx.shape(), DType::F32, d1.dev, "grouped_pair.dx2");
+  grouped_linear_backward(dy2, x, w2, offsets, dx2, dw2, p, stream, impl);
+  if (dx.defined()) axpy(1.0f, dx2, dx, stream);
 }
 
 }  // namespace crucible::ops

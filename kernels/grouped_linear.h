@@ -50,4 +50,21 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
                              GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream(),
                              GroupedImpl impl = GroupedImpl::Auto);
 
+// A SwiGLU MLP's gate and up projections of the same rows: y1 = x W1_g^T and y2 = x W2_g^T per
+// group, exactly the two grouped_linear_forward calls (the W lists may differ in N). On CUDA
+// in Fp8 with the one launch, x is quantized once and both lists' GEMMs share one launch.
+void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
+                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2,
+                                 GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream(),
+                                 GroupedImpl impl = GroupedImpl::Auto);
+
+// Their backward: dx = dy1_g W1_g + dy2_g W2_g (written unless undefined; exactly the two
+// grouped_linear_backward results summed by ops::axpy), dw1[g] and dw2[g] +=. On CUDA in Fp8
+// with the one launch, x^T is quantized once, the second Dgrad adds into the first's dx in
+// its epilogue (the axpy's bits) and both Wgrads share one launch.
+void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
+                                  std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
+                                  std::span<Tensor> dw1, std::span<Tensor> dw2, GemmPrecision p = GemmPrecision::Fp32,
+                                  const Stream& stream = Stream(), GroupedImpl impl = GroupedImpl::Auto);
+
 }  // namespace crucible::ops

@@ -148,8 +148,7 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   s.up = activation(dev, N, I, "moe.up");
   s.act = activation(dev, N, I, "moe.act");
   s.expert_out = activation(dev, N, H, "moe.expert_out");
-  ops::grouped_linear_forward(s.x_perm, ew.gate, s.offsets, s.gate, prec);
-  ops::grouped_linear_forward(s.x_perm, ew.up, s.offsets, s.up, prec);
+  ops::grouped_linear_pair_forward(s.x_perm, ew.gate, ew.up, s.offsets, s.gate, s.up, prec);
   ops::swiglu_forward(s.gate, s.up, s.act);
   ops::grouped_linear_forward(s.act, ew.down, s.offsets, s.expert_out, prec);
   part.reset();
@@ -183,10 +182,9 @@ void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Te
   ops::grouped_linear_backward(dexpert_out, s.act, ew.down, s.offsets, dact, ew.down_g, prec);
   Tensor dgate = activation(dev, N, I, "moe.dgate"), dup = activation(dev, N, I, "moe.dup");
   ops::swiglu_backward(dact, s.gate, s.up, dgate, dup);
-  Tensor dx_perm = activation(dev, N, H, "moe.expert_dx"), dx_up = activation(dev, N, H, "moe.expert_dx_up");
-  ops::grouped_linear_backward(dgate, s.x_perm, ew.gate, s.offsets, dx_perm, ew.gate_g, prec);
-  ops::grouped_linear_backward(dup, s.x_perm, ew.up, s.offsets, dx_up, ew.up_g, prec);
-  ops::axpy(1.0f, dx_up, dx_perm);
+  Tensor dx_perm = activation(dev, N, H, "moe.expert_dx");
+  ops::grouped_linear_pair_backward(dgate, dup, s.x_perm, ew.gate, ew.up, s.offsets, dx_perm, ew.gate_g, ew.up_g,
+                                    prec);
   ops::scatter_add_rows(dx_perm, s.rows, Tensor(), dx);  // ascending permuted row = ascending expert
 
   part.reset();

@@ -70,117 +70,160 @@ void set_b(Fp8GroupedProblem& q, const Fp8WeightGroup& wg, std::size_t g) {
   q.b_scale_kb = 1;
 }
 
-// y [M, N] = x W_g^T per group, Fp8, one grouped launch.
-void fp8_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
-                 cudaStream_t st) {
-  const std::int64_t M = x.dim(0), K = x.dim(1), N = y.dim(1);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    CHECK_CUDA(cudaMemsetAsync(y.raw(), 0, static_cast<std::size_t>(M * N) * sizeof(float), st));
-    return;
-  }
-  const Fp8GemmInput qx = quantize(f32(x), M, K, ScaleLayout::Tile1x128, st);  // once for all groups
-  Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
-  const Fp8WeightGroup& wq = weight_fp8_group(w, false, round_up(N, 4), round_up(K, 16), local, st);
-  std::vector<Fp8GroupedProblem> problems;
-  for (std::size_t g = 0; g < w.size(); ++g) {
-    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-    if (n == 0) continue;
-    Fp8GroupedProblem q;
-    set_a(q, qx, r0);
-    set_b(q, wq, g);
-    q.c = f32_mut(y) + r0 * N;
-    q.ldc = N;
-    q.M = i32(n, "group rows");
-    q.N = i32(N, "N");
-    q.K = i32(K, "K");
-    q.beta = 0.0f;
-    problems.push_back(q);
-  }
-  sm90_fp8_grouped_gemm_nt(problems, st);
+// The Fprop problem of group g (rows [r0, r0 + n)): y_g [n, N] = x_g W_g^T.
+Fp8GroupedProblem fprop(const Fp8GemmInput& qx, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
+                        std::int64_t n, const Tensor& y, std::int64_t K) {
+  const std::int64_t N = y.dim(1);
+  Fp8GroupedProblem q;
+  set_a(q, qx, r0);
+  set_b(q, wq, g);
+  q.c = f32_mut(y) + r0 * N;
+  q.ldc = N;
+  q.M = i32(n, "group rows");
+  q.N = i32(N, "N");
+  q.K = i32(K, "K");
+  q.beta = 0.0f;
+  return q;
 }
 
-// dx [M, K] = dy_g W_g per group, Fp8 (NT with W_g^T as B), one grouped launch.
-void fp8_dgrad(const Tensor& dy, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& dx,
-               cudaStream_t st) {
-  const std::int64_t M = dy.dim(0), N = dy.dim(1), K = dx.dim(1);
-  if (M == 0 || K == 0) return;
-  if (N == 0) {
-    CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(M * K) * sizeof(float), st));
-    return;
-  }
-  const Fp8GemmInput qdy = quantize(f32(dy), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
-  Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
-  const Fp8WeightGroup& wq = weight_fp8_group(w, true, round_up(K, 4), round_up(N, 16), local, st);  // W_g^T [K, N]
-  std::vector<Fp8GroupedProblem> problems;
-  for (std::size_t g = 0; g < w.size(); ++g) {
-    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-    if (n == 0) continue;
-    Fp8GroupedProblem q;
-    set_a(q, qdy, r0);
-    set_b(q, wq, g);
-    q.c = f32_mut(dx) + r0 * K;
-    q.ldc = K;
-    q.M = i32(n, "group rows");
-    q.N = i32(K, "K");
-    q.K = i32(N, "N");
-    q.beta = 0.0f;
-    problems.push_back(q);
-  }
-  sm90_fp8_grouped_gemm_nt(problems, st);
+// The Dgrad problem of group g: dx_g [n, K] (+)= dy_g [n, N] W_g (NT with W_g^T as B).
+Fp8GroupedProblem dgrad(const Fp8GemmInput& qdy, const Fp8WeightGroup& wtq, std::size_t g, std::int64_t r0,
+                        std::int64_t n, const Tensor& dx, std::int64_t N, float beta) {
+  const std::int64_t K = dx.dim(1);
+  Fp8GroupedProblem q;
+  set_a(q, qdy, r0);
+  set_b(q, wtq, g);
+  q.c = f32_mut(dx) + r0 * K;
+  q.ldc = K;
+  q.M = i32(n, "group rows");
+  q.N = i32(K, "K");
+  q.K = i32(N, "N");
+  q.beta = beta;
+  return q;
 }
 
-// dw_g [N, K] += dy_g^T x_g per group (K = the group's tokens), Fp8, one grouped launch. dy_g^T
-// and x_g^T of every group come from one transposed-quantize launch each (reading dy and x
-// once): group g's codes [N or K, ld_g] (ld_g = its rows rounded up to 16, zero-padded) and
-// Vec128-style scales [L_g, N or K], group after group.
-void fp8_wgrad(const Tensor& dy, const Tensor& x, std::span<const std::int64_t> offsets, std::span<Tensor> dw,
-               cudaStream_t st) {
-  const std::int64_t N = dy.dim(1), K = x.dim(1);
-  if (N == 0 || K == 0) return;
-  std::vector<Fp8TransposedGroup> gdy, gx;
-  std::int64_t codes = 0, scales = 0;  // per column of the operands: bytes and scale entries
-  for (std::size_t g = 0; g < dw.size(); ++g) {
+// x_g^T of every non-empty group of x [M, cols], quantized in one launch that reads x once:
+// group g's codes [cols, ld_g] (ld_g = its rows rounded up to 16, zero-padded) and Vec128-style
+// scales [L_g, cols], group after group. at[g] indexes `groups` (-1 for an empty group).
+struct TransposedGroups {
+  DeviceScratch q, scale;
+  std::vector<Fp8TransposedGroup> groups;
+  std::vector<int> at;
+  std::int64_t cols = 0;
+};
+
+TransposedGroups quantize_groups_transposed(const Tensor& x, std::span<const std::int64_t> offsets,
+                                            cudaStream_t st) {
+  TransposedGroups t;
+  t.cols = x.dim(1);
+  std::int64_t codes = 0, scales = 0;  // per column: bytes and scale entries
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-    if (n == 0) continue;  // dw_g += 0
+    t.at.push_back(n == 0 ? -1 : static_cast<int>(t.groups.size()));
+    if (n == 0) continue;
     const std::int64_t ld = round_up(n, 16), L = (n + kFp8BlockSize - 1) / kFp8BlockSize;
-    gdy.push_back({r0, n, codes * N, ld, scales * N, 1, N});
-    gx.push_back({r0, n, codes * K, ld, scales * K, 1, K});
+    t.groups.push_back({r0, n, codes * t.cols, ld, scales * t.cols, 1, t.cols});
     codes += ld;
     scales += L;
   }
-  if (gdy.empty()) return;
-  DeviceScratch qdy(static_cast<std::size_t>(codes * N), st), qx(static_cast<std::size_t>(codes * K), st);
-  DeviceScratch sdy(static_cast<std::size_t>(scales * N) * sizeof(float), st);
-  DeviceScratch sx(static_cast<std::size_t>(scales * K) * sizeof(float), st);
-  quantize_fp8_transposed(f32(dy), N, gdy, qdy.as<std::uint8_t>(), sdy.as<float>(), {}, st);
-  quantize_fp8_transposed(f32(x), K, gx, qx.as<std::uint8_t>(), sx.as<float>(), {}, st);
+  if (t.groups.empty() || t.cols == 0) return t;
+  t.q = DeviceScratch(static_cast<std::size_t>(codes * t.cols), st);
+  t.scale = DeviceScratch(static_cast<std::size_t>(scales * t.cols) * sizeof(float), st);
+  quantize_fp8_transposed(f32(x), t.cols, t.groups, t.q.as<std::uint8_t>(), t.scale.as<float>(), {}, st);
+  return t;
+}
+
+// The Wgrad problem of group g: dw_g [N, K] += dy_g^T x_g, both operands 1x128 tiles along
+// the group's tokens.
+Fp8GroupedProblem wgrad(const TransposedGroups& dyt, const TransposedGroups& xt, std::size_t g, Tensor& dw) {
+  const Fp8TransposedGroup& a = dyt.groups[static_cast<std::size_t>(dyt.at[g])];
+  const Fp8TransposedGroup& b = xt.groups[static_cast<std::size_t>(xt.at[g])];
+  Fp8GroupedProblem q;
+  q.a = dyt.q.as<std::uint8_t>() + a.code_offset;  // dy_g^T [N, n]
+  q.lda = a.ld;
+  q.a_scale = dyt.scale.as<float>() + a.scale_offset;
+  q.a_scale_row = 1;
+  q.a_scale_kb = dyt.cols;
+  q.b = xt.q.as<std::uint8_t>() + b.code_offset;  // x_g^T [K, n]
+  q.ldb = b.ld;
+  q.b_scale = xt.scale.as<float>() + b.scale_offset;
+  q.b_scale_group = 1;
+  q.b_scale_row = 1;
+  q.b_scale_kb = xt.cols;
+  q.c = f32_mut(dw);
+  q.ldc = xt.cols;
+  q.M = i32(dyt.cols, "N");
+  q.N = i32(xt.cols, "K");
+  q.K = i32(a.rows, "group rows");
+  q.beta = 1.0f;
+  return q;
+}
+
+// One or two weight lists over the same input x (a SwiGLU MLP's gate and up projections):
+// y_j = x W_j,g^T per group, Fp8, one grouped launch with the groups' problems of both
+// lists side by side (they share x's tiles in L2); x is quantized once.
+void fp8_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, std::span<const std::int64_t> offsets,
+                 std::span<Tensor* const> y, cudaStream_t st) {
+  const std::int64_t M = x.dim(0), K = x.dim(1);
+  if (M == 0) return;
+  if (K == 0) {
+    for (Tensor* yj : y) CHECK_CUDA(cudaMemsetAsync(yj->raw(), 0, static_cast<std::size_t>(yj->nbytes()), st));
+    return;
+  }
+  const Fp8GemmInput qx = quantize(f32(x), M, K, ScaleLayout::Tile1x128, st);  // once for all groups
+  std::vector<Fp8WeightGroup> local(w.size());  // the weights' codes when no WeightCacheScope is open
+  std::vector<const Fp8WeightGroup*> wq;
+  for (std::size_t j = 0; j < w.size(); ++j)
+    if (y[j]->dim(1) > 0)
+      wq.push_back(&weight_fp8_group(w[j], false, round_up(y[j]->dim(1), 4), round_up(K, 16), local[j], st));
+    else
+      wq.push_back(nullptr);
   std::vector<Fp8GroupedProblem> problems;
-  std::size_t i = 0;
-  for (std::size_t g = 0; g < dw.size(); ++g) {
-    const std::int64_t n = offsets[g + 1] - offsets[g];
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
-    const Fp8TransposedGroup& a = gdy[i];
-    const Fp8TransposedGroup& b = gx[i++];
-    Fp8GroupedProblem q;
-    q.a = qdy.as<std::uint8_t>() + a.code_offset;  // dy_g^T [N, n]
-    q.lda = a.ld;
-    q.a_scale = sdy.as<float>() + a.scale_offset;
-    q.a_scale_row = 1;
-    q.a_scale_kb = N;
-    q.b = qx.as<std::uint8_t>() + b.code_offset;  // x_g^T [K, n], 1x128 tiles
-    q.ldb = b.ld;
-    q.b_scale = sx.as<float>() + b.scale_offset;
-    q.b_scale_group = 1;
-    q.b_scale_row = 1;
-    q.b_scale_kb = K;
-    q.c = f32_mut(dw[g]);
-    q.ldc = K;
-    q.M = i32(N, "N");
-    q.N = i32(K, "K");
-    q.K = i32(n, "group rows");
-    q.beta = 1.0f;
-    problems.push_back(q);
+    for (std::size_t j = 0; j < w.size(); ++j)
+      if (wq[j] != nullptr) problems.push_back(fprop(qx, *wq[j], g, r0, n, *y[j], K));
+  }
+  sm90_fp8_grouped_gemm_nt(problems, st);
+}
+
+// dx [M, K] = sum_j dy_j,g W_j,g per group (written), and dw_j,g [N_j, K] += dy_j,g^T x_g,
+// Fp8: x^T is quantized once for every list; Dgrad is one launch per list (the first
+// writes dx, each later one adds to it, as an axpy of the separate results would), Wgrad
+// one launch for all lists.
+void fp8_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<const std::span<const Tensor>> w,
+                  std::span<const std::int64_t> offsets, Tensor& dx, std::span<const std::span<Tensor>> dw,
+                  cudaStream_t st) {
+  const std::int64_t M = x.dim(0), K = x.dim(1);
+  if (dx.defined() && M > 0 && K > 0) {
+    bool written = false;
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      const std::int64_t N = dy[j]->dim(1);
+      if (N == 0) continue;
+      const Fp8GemmInput qdy = quantize(f32(*dy[j]), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
+      Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
+      const Fp8WeightGroup& wtq = weight_fp8_group(w[j], true, round_up(K, 4), round_up(N, 16), local, st);
+      std::vector<Fp8GroupedProblem> problems;
+      for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+        const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+        if (n > 0) problems.push_back(dgrad(qdy, wtq, g, r0, n, dx, N, written ? 1.0f : 0.0f));
+      }
+      sm90_fp8_grouped_gemm_nt(problems, st);
+      written = true;
+    }
+    if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
+  }
+  if (K == 0) return;
+  const TransposedGroups xt = quantize_groups_transposed(x, offsets, st);
+  if (xt.groups.empty()) return;  // every dw_g += 0
+  std::vector<TransposedGroups> dyt;
+  for (const Tensor* d : dy) dyt.push_back(quantize_groups_transposed(*d, offsets, st));
+  std::vector<Fp8GroupedProblem> problems;
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+    if (xt.at[g] < 0) continue;
+    for (std::size_t j = 0; j < w.size(); ++j)
+      if (dyt[j].cols > 0) problems.push_back(wgrad(dyt[j], xt, g, dw[j][g]));
   }
   sm90_fp8_grouped_gemm_nt(problems, st);
 }
@@ -290,7 +333,9 @@ void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::spa
                             Tensor& y, GemmPrecision p, const Stream& stream) {
   if (p != GemmPrecision::Fp8) return grouped_linear_forward_loop(x, w, offsets, y, p, stream);
   const DeviceGuard guard(x.device().index);
-  fp8_forward(x, w, offsets, y, stream_on(stream, x.device(), "grouped_linear_forward"));
+  const std::span<const Tensor> lists[] = {w};
+  Tensor* const outs[] = {&y};
+  fp8_forward(x, lists, offsets, outs, stream_on(stream, x.device(), "grouped_linear_forward"));
 }
 
 void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
@@ -298,9 +343,28 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
                              GemmPrecision p, const Stream& stream) {
   if (p != GemmPrecision::Fp8) return grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
   const DeviceGuard guard(x.device().index);
-  const cudaStream_t st = stream_on(stream, x.device(), "grouped_linear_backward");
-  if (dx.defined()) fp8_dgrad(dy, w, offsets, dx, st);  // [M, K] =
-  fp8_wgrad(dy, x, offsets, dw, st);                    // dw_g [N, K] +=
+  const Tensor* const dys[] = {&dy};
+  const std::span<const Tensor> lists[] = {w};
+  const std::span<Tensor> grads[] = {dw};
+  fp8_backward(dys, x, lists, offsets, dx, grads, stream_on(stream, x.device(), "grouped_linear_backward"));
+}
+
+void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
+                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, const Stream& stream) {
+  const DeviceGuard guard(x.device().index);
+  const std::span<const Tensor> lists[] = {w1, w2};
+  Tensor* const outs[] = {&y1, &y2};
+  fp8_forward(x, lists, offsets, outs, stream_on(stream, x.device(), "grouped_linear_pair_forward"));
+}
+
+void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
+                                  std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
+                                  std::span<Tensor> dw1, std::span<Tensor> dw2, const Stream& stream) {
+  const DeviceGuard guard(x.device().index);
+  const Tensor* const dys[] = {&dy1, &dy2};
+  const std::span<const Tensor> lists[] = {w1, w2};
+  const std::span<Tensor> grads[] = {dw1, dw2};
+  fp8_backward(dys, x, lists, offsets, dx, grads, stream_on(stream, x.device(), "grouped_linear_pair_backward"));
 }
 
 }  // namespace crucible::cuda

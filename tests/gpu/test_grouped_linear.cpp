@@ -27,6 +27,7 @@
 #include "core/stream.h"
 #include "kernels/cuda/grouped_linear_cuda.h"
 #include "kernels/grouped_linear.h"
+#include "kernels/tensor_ops.h"
 #include "tests/catch.h"
 #include "tests/gpu/gemm_tolerance.h"
 #include "tests/gpu/gpu_random.h"
@@ -200,6 +201,59 @@ TEST_CASE("grouped_linear: NaN and Inf land where the CPU twin puts them", "[gpu
               magnitude_bound(effective(xg, p, ScaleLayout::Tile1x128),
                               effective(w[g], p, ScaleLayout::Block128x128)),
               coefficient(p, K, false), std::string("grouped specials ") + precision_name(p));
+    }
+  }
+}
+
+TEST_CASE("grouped_linear_pair: the gate/up pair ops give the single ops' bits", "[gpu][grouped_linear][grouped_pair]") {
+  REQUIRE(cuda_device_count() > 0);
+  const std::int64_t K = 300, N1 = 130, N2 = 64;  // the lists differ in N
+  const std::vector<std::int64_t> offsets{0, 5, 5, 136, 137, 300};
+  const std::int64_t M = offsets.back(), G = 5;
+  const Tensor x = on_gpu(random_matrix(M, K, 31, "x"));
+  const Tensor dy1 = on_gpu(random_matrix(M, N1, 32, "dy1")), dy2 = on_gpu(random_matrix(M, N2, 33, "dy2"));
+  std::vector<Tensor> w1, w2;
+  for (std::int64_t g = 0; g < G; ++g) {
+    w1.push_back(on_gpu(random_matrix(N1, K, 40 + g, "w1")));
+    w2.push_back(on_gpu(random_matrix(N2, K, 50 + g, "w2")));
+  }
+  auto grads = [&](std::int64_t N, std::uint64_t seed) {
+    std::vector<Tensor> dw;
+    for (std::int64_t g = 0; g < G; ++g) dw.push_back(on_gpu(random_matrix(N, K, seed + g, "dw")));
+    return dw;
+  };
+  auto same = [](const Tensor& a, const Tensor& b, const std::string& what) {
+    const Tensor ha = on_cpu(a), hb = on_cpu(b);
+    INFO(what);
+    REQUIRE(std::memcmp(ha.raw(), hb.raw(), ha.nbytes()) == 0);
+  };
+  for (GemmPrecision p : {GemmPrecision::Fp8, GemmPrecision::Bf16}) {
+    for (bool with_dx : {true, false}) {
+      const std::string name = std::string(precision_name(p)) + (with_dx ? " with dx" : " without dx");
+      const auto impl = ops::GroupedImpl::OneLaunch;
+      Tensor y1(Shape{M, N1}, DType::F32, Device::cuda(0), "y1"), y2(Shape{M, N2}, DType::F32, Device::cuda(0), "y2");
+      ops::grouped_linear_forward(x, w1, offsets, y1, p, Stream(), impl);
+      ops::grouped_linear_forward(x, w2, offsets, y2, p, Stream(), impl);
+      Tensor dx = with_dx ? on_gpu(gpu_test::nan_tensor(Shape{M, K}, "dx")) : Tensor();
+      Tensor dx2 = with_dx ? on_gpu(gpu_test::nan_tensor(Shape{M, K}, "dx2")) : Tensor();
+      std::vector<Tensor> dw1 = grads(N1, 60), dw2 = grads(N2, 70);
+      ops::grouped_linear_backward(dy1, x, w1, offsets, dx, dw1, p, Stream(), impl);
+      ops::grouped_linear_backward(dy2, x, w2, offsets, dx2, dw2, p, Stream(), impl);
+      if (with_dx) ops::axpy(1.0f, dx2, dx);
+
+      Tensor p1 = on_gpu(gpu_test::nan_tensor(Shape{M, N1}, "p1")), p2 = on_gpu(gpu_test::nan_tensor(Shape{M, N2}, "p2"));
+      ops::grouped_linear_pair_forward(x, w1, w2, offsets, p1, p2, p, Stream(), impl);
+      Tensor pdx = with_dx ? on_gpu(gpu_test::nan_tensor(Shape{M, K}, "pdx")) : Tensor();
+      std::vector<Tensor> pdw1 = grads(N1, 60), pdw2 = grads(N2, 70);
+      ops::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, pdx, pdw1, pdw2, p, Stream(), impl);
+      REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+      same(y1, p1, name + " y1");
+      same(y2, p2, name + " y2");
+      if (with_dx) same(dx, pdx, name + " dx");
+      for (std::int64_t g = 0; g < G; ++g) {
+        same(dw1[g], pdw1[g], name + " dw1 group " + std::to_string(g));
+        same(dw2[g], pdw2[g], name + " dw2 group " + std::to_string(g));
+      }
     }
   }
 }

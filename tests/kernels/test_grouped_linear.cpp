@@ -6,6 +6,7 @@
 // 128-tiles along every dimension, single rows) and weights that are non-adjacent views into
 // one arena. Also: the argument checks name what is wrong.
 #include "kernels/grouped_linear.h"
+#include "kernels/tensor_ops.h"
 
 #include <cstdint>
 #include <cstring>
@@ -129,6 +130,44 @@ TEST_CASE("grouped_linear: dx may be undefined; M = 0 is a no-op", "[kernels][gr
   ops::grouped_linear_forward(x0, w, zero, y0, GemmPrecision::Fp8);
   ops::grouped_linear_backward(dy0, x0, w, zero, dx0, dw, GemmPrecision::Fp8);
   CHECK(same_bits(dw[0], dw0));
+}
+
+TEST_CASE("grouped_linear_pair: the single ops' results, dx summed by axpy; mismatched lists fail",
+          "[kernels][grouped_linear]") {
+  const Tensor x = random_tensor(Shape{9, 20}, 13, "x");
+  const Tensor dy1 = random_tensor(Shape{9, 6}, 14, "dy1"), dy2 = random_tensor(Shape{9, 4}, 15, "dy2");
+  const std::vector<Tensor> w1{random_tensor(Shape{6, 20}, 16, "a0"), random_tensor(Shape{6, 20}, 17, "a1")};
+  const std::vector<Tensor> w2{random_tensor(Shape{4, 20}, 18, "b0"), random_tensor(Shape{4, 20}, 19, "b1")};
+  const std::vector<std::int64_t> offsets{0, 4, 9};
+  for (GemmPrecision p : {GemmPrecision::Fp32, GemmPrecision::Fp8}) {
+    Tensor y1(Shape{9, 6}, DType::F32), y2(Shape{9, 4}, DType::F32), p1(Shape{9, 6}, DType::F32),
+        p2(Shape{9, 4}, DType::F32);
+    ops::grouped_linear_forward(x, w1, offsets, y1, p);
+    ops::grouped_linear_forward(x, w2, offsets, y2, p);
+    ops::grouped_linear_pair_forward(x, w1, w2, offsets, p1, p2, p);
+    CHECK(same_bits(y1, p1));
+    CHECK(same_bits(y2, p2));
+
+    Tensor dx(Shape{9, 20}, DType::F32), dx2(Shape{9, 20}, DType::F32), pdx(Shape{9, 20}, DType::F32);
+    std::vector<Tensor> dw1{Tensor(Shape{6, 20}, DType::F32), Tensor(Shape{6, 20}, DType::F32)};
+    std::vector<Tensor> dw2{Tensor(Shape{4, 20}, DType::F32), Tensor(Shape{4, 20}, DType::F32)};
+    std::vector<Tensor> pdw1{Tensor(Shape{6, 20}, DType::F32), Tensor(Shape{6, 20}, DType::F32)};
+    std::vector<Tensor> pdw2{Tensor(Shape{4, 20}, DType::F32), Tensor(Shape{4, 20}, DType::F32)};
+    ops::grouped_linear_backward(dy1, x, w1, offsets, dx, dw1, p);
+    ops::grouped_linear_backward(dy2, x, w2, offsets, dx2, dw2, p);
+    ops::axpy(1.0f, dx2, dx);
+    ops::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, pdx, pdw1, pdw2, p);
+    CHECK(same_bits(dx, pdx));
+    for (int g = 0; g < 2; ++g) {
+      CHECK(same_bits(dw1[g], pdw1[g]));
+      CHECK(same_bits(dw2[g], pdw2[g]));
+    }
+  }
+  Tensor y1(Shape{9, 6}, DType::F32), y2(Shape{9, 4}, DType::F32);
+  const std::vector<Tensor> short_list{w2[0]};
+  CHECK_THROWS_WITH(ops::grouped_linear_pair_forward(x, w1, short_list, offsets, y1, y2),
+                    Catch::Matchers::Contains("grouped_linear_pair_forward") &&
+                        Catch::Matchers::Contains("offsets has 3 entries"));
 }
 
 TEST_CASE("grouped_linear: bad arguments fail with a clear message", "[kernels][grouped_linear]") {
