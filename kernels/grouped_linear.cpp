@@ -59,19 +59,14 @@ std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K
 }
 
 #ifdef CRUCIBLE_WITH_CUDA
-// GroupedImpl::Auto on CUDA, from bench/gpu/grouped_gemm.cpp on the H100 (both tables in
-// bench/results): at DeepSeek-V3 expert shapes with 512-1024 rows per expert (weights of
-// 14.7M elements; weights quantized per call) the per-group cuBLASLt loop ran the op
-// 1.3-1.9x faster than the one launch; at
-// the h100-teacher's (0.5M elements), with cached weights, the one launch was 3-28x faster
-// forward and 1.6-1.9x backward, from 4 to 1024 rows per expert. The loop pays a quantize
-// and a GEMM launch per group, which only large GEMMs amortize.
-// NOTE: the split (2^22 weight elements and 256 rows per group) lies between the measured
-// points; V3 shapes with few rows per expert (decode) were not measured.
-GroupedImpl resolve(GroupedImpl impl, std::int64_t M, std::int64_t N, std::int64_t K, std::size_t G) {
-  if (impl != GroupedImpl::Auto) return impl;
-  const bool large = N * K >= (std::int64_t{1} << 22) && M >= 256 * static_cast<std::int64_t>(G);
-  return large ? GroupedImpl::Loop : GroupedImpl::OneLaunch;
+// GroupedImpl::Auto on CUDA: the one launch, from bench/gpu/grouped_gemm.cpp on the H100
+// (bench/results/session7-2026-11-24/5-h100-grouped.txt, wgmma kernel, weights quantized in
+// one launch per call): at DeepSeek-V3 expert shapes (32768 routed rows) the one-launch op
+// ran at 0.96-1.03x the per-group cuBLASLt loop's TFLOP/s forward and 0.90-0.92x backward
+// with 32 experts, 1.18-1.24x and 1.02-1.06x with 64; at the h100-teacher's, 5.6-37x
+// forward and 4.6-11.7x backward (the loop pays a quantize and a GEMM launch per group).
+GroupedImpl resolve(GroupedImpl impl, std::int64_t /*M*/, std::int64_t /*N*/, std::int64_t /*K*/, std::size_t /*G*/) {
+  return impl == GroupedImpl::Auto ? GroupedImpl::OneLaunch : impl;
 }
 #endif
 

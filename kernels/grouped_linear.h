@@ -31,11 +31,9 @@
 
 namespace crucible::ops {
 
-// How the CUDA twin runs Fp8 (Fp32 and Bf16 always loop): Auto picks the faster on the
-// H100 as measured by bench/gpu/grouped_gemm.cpp: the per-group cuBLASLt loop for large
-// experts with many rows each (DeepSeek-V3's, in training: the one-launch mma.sync kernel
-// reached 0.19-0.36x of the loop's GEMM TFLOP/s there), the one launch otherwise (small
-// experts, decode batches); the rule is in kernels/grouped_linear.cpp. The CPU ignores it.
+// How the CUDA twin runs Fp8 (Fp32 and Bf16 always loop): Auto is the one launch, the
+// faster or within 10% of the per-group cuBLASLt loop at every shape bench/gpu/grouped_gemm.cpp
+// measured on the H100 (the figures are in kernels/grouped_linear.cpp). The CPU ignores it.
 enum class GroupedImpl : std::uint8_t { Auto, Loop, OneLaunch };
 
 // x [M, K]; w: G tensors [N, K]; offsets [G + 1] (host) -> y [M, N] (written).
