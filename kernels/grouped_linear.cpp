@@ -60,11 +60,12 @@ std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K
 
 #ifdef CRUCIBLE_WITH_CUDA
 // GroupedImpl::Auto on CUDA: the one launch, from bench/gpu/grouped_gemm.cpp on the H100
-// (bench/results/session7-2026-11-24/5-h100-grouped.txt, wgmma kernel, weights quantized in
-// one launch per call): at DeepSeek-V3 expert shapes (32768 routed rows) the one-launch op
+// (bench/results/session7-2026-11-24/5-h100-grouped.txt, Fp8 wgmma kernel, weights quantized
+// in one launch per call): at DeepSeek-V3 expert shapes (32768 routed rows) the one-launch op
 // ran at 0.96-1.03x the per-group cuBLASLt loop's TFLOP/s forward and 0.90-0.92x backward
 // with 32 experts, 1.18-1.24x and 1.02-1.06x with 64; at the h100-teacher's, 5.6-37x
 // forward and 4.6-11.7x backward (the loop pays a quantize and a GEMM launch per group).
+// Bf16 runs the same structure on its own kernel; Fp32 always loops.
 GroupedImpl resolve(GroupedImpl impl, std::int64_t /*M*/, std::int64_t /*N*/, std::int64_t /*K*/, std::size_t /*G*/) {
   return impl == GroupedImpl::Auto ? GroupedImpl::OneLaunch : impl;
 }
@@ -113,9 +114,9 @@ Dims check_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w
 }
 
 #ifdef CRUCIBLE_WITH_CUDA
-// The pair ops' fused path: CUDA, Fp8, both lists resolved to the one launch.
-bool pair_fused(const Dims& a, const Dims& b, std::size_t G, GemmPrecision p, GroupedImpl impl) {
-  return a.dev.is_cuda() && p == GemmPrecision::Fp8 && resolve(impl, a.M, a.N, a.K, G) == GroupedImpl::OneLaunch &&
+// The pair ops' fused path: CUDA, both lists resolved to the one launch.
+bool pair_fused(const Dims& a, const Dims& b, std::size_t G, GroupedImpl impl) {
+  return a.dev.is_cuda() && resolve(impl, a.M, a.N, a.K, G) == GroupedImpl::OneLaunch &&
          resolve(impl, b.M, b.N, b.K, G) == GroupedImpl::OneLaunch;
 }
 #endif
@@ -160,8 +161,8 @@ void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, st
   const Dims d1 = check_forward(x, w1, offsets, y1, op);
   const Dims d2 = check_forward(x, w2, offsets, y2, op);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (pair_fused(d1, d2, w1.size(), p, impl))
-    return cuda::grouped_linear_pair_forward(x, w1, w2, offsets, y1, y2, stream);
+  if (pair_fused(d1, d2, w1.size(), impl))
+    return cuda::grouped_linear_pair_forward(x, w1, w2, offsets, y1, y2, p, stream);
 #else
   (void)d1, (void)d2;
 #endif
@@ -177,8 +178,8 @@ void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Te
   const Dims d1 = check_backward(dy1, x, w1, offsets, dx, dw1, op);
   const Dims d2 = check_backward(dy2, x, w2, offsets, dx, dw2, op);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (pair_fused(d1, d2, w1.size(), p, impl))
-    return cuda::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, dx, dw1, dw2, stream);
+  if (pair_fused(d1, d2, w1.size(), impl))
+    return cuda::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, dx, dw1, dw2, p, stream);
 #else
   (void)d2;
 #endif

@@ -17,9 +17,10 @@
 //
 // Devices: CPU tensors run the reference (kernels/cpu/grouped_linear.cpp: the per-group loop
 // over the CPU linear ops, bit-identical to calling them group by group); CUDA tensors run
-// the twin (kernels/cuda/grouped_linear_cuda.h) on `stream`, asynchronously: Fp8 as the
-// per-group cuBLASLt loop or as one grouped-GEMM launch per GEMM kind (Fprop, Dgrad, Wgrad)
-// over all groups (GroupedImpl), Fp32 and Bf16 as the loop. Fp8 on CUDA needs a Hopper GPU (compute capability 9.x).
+// the twin (kernels/cuda/grouped_linear_cuda.h) on `stream`, asynchronously: Fp8 and Bf16 as
+// the per-group cuBLASLt loop or as one grouped-GEMM launch per GEMM kind (Fprop, Dgrad,
+// Wgrad) over all groups (GroupedImpl), Fp32 as the loop. The one launch and Fp8 on CUDA
+// need a Hopper GPU (compute capability 9.x).
 #pragma once
 
 #include <cstdint>
@@ -31,9 +32,10 @@
 
 namespace crucible::ops {
 
-// How the CUDA twin runs Fp8 (Fp32 and Bf16 always loop): Auto is the one launch, the
-// faster or within 10% of the per-group cuBLASLt loop at every shape bench/gpu/grouped_gemm.cpp
-// measured on the H100 (the figures are in kernels/grouped_linear.cpp). The CPU ignores it.
+// How the CUDA twin runs Fp8 and Bf16 (Fp32 always loops): Auto is the one launch of the
+// grouped GEMM kernel, the faster or within 10% of the per-group cuBLASLt loop at every shape
+// bench/gpu/grouped_gemm.cpp measured on the H100 (the figures are in
+// kernels/grouped_linear.cpp). The CPU ignores it.
 enum class GroupedImpl : std::uint8_t { Auto, Loop, OneLaunch };
 
 // x [M, K]; w: G tensors [N, K]; offsets [G + 1] (host) -> y [M, N] (written).
@@ -50,16 +52,16 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
 
 // A SwiGLU MLP's gate and up projections of the same rows: y1 = x W1_g^T and y2 = x W2_g^T per
 // group, exactly the two grouped_linear_forward calls (the W lists may differ in N). On CUDA
-// in Fp8 with the one launch, x is quantized once and both lists' GEMMs share one launch.
+// with the one launch, x is quantized (rounded) once and both lists' GEMMs share one launch.
 void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
                                  std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2,
                                  GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream(),
                                  GroupedImpl impl = GroupedImpl::Auto);
 
 // Their backward: dx = dy1_g W1_g + dy2_g W2_g (written unless undefined; exactly the two
-// grouped_linear_backward results summed by ops::axpy), dw1[g] and dw2[g] +=. On CUDA in Fp8
-// with the one launch, x^T is quantized once, the second Dgrad adds into the first's dx in
-// its epilogue (the axpy's bits) and both Wgrads share one launch.
+// grouped_linear_backward results summed by ops::axpy), dw1[g] and dw2[g] +=. On CUDA with
+// the one launch, x^T is quantized (rounded) once, the second Dgrad adds into the first's dx
+// in its epilogue (the axpy's bits) and both Wgrads share one launch.
 void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
                                   std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
                                   std::span<Tensor> dw1, std::span<Tensor> dw2, GemmPrecision p = GemmPrecision::Fp32,

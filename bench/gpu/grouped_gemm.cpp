@@ -19,7 +19,8 @@
 // 1024, moe_intermediate 512, top-4) at a training step's rows (8 x 1024 tokens x 4) and at
 // decode batches (32 and 256 sequences x 4), loads skewed ~ 1 / (e + 1) and not rounded (so
 // the loop meets unaligned groups), with the weights cached (ops::WeightCacheScope, as in a
-// training step or a generate call). Columns: microseconds of the op, one launch vs loop.
+// training step or a generate call). Columns: microseconds of the op, one launch vs loop; in
+// FP8 and in BF16 (the BF16 grouped kernel against the per-expert cuBLASLt BF16 loop).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -81,7 +82,7 @@ Tensor device_tensor(Shape shape, std::uint32_t seed, const char* name) {
 }
 
 // The second table (see the file comment).
-void teacher_table() {
+void teacher_table(ops::GemmPrecision p) {
   constexpr std::int64_t G = 32, H = 1024, I = 512;
   struct Shape2 {
     const char* name;
@@ -90,9 +91,8 @@ void teacher_table() {
   const Shape2 shapes[] = {{"gate/up 1024->512", H, I}, {"down 512->1024", I, H}};
   const std::int64_t row_counts[] = {8 * 1024 * 4, 256 * 4, 32 * 4};
   const Stream stream;
-  const auto p = ops::GemmPrecision::Fp8;
-  std::printf("\nFP8 grouped op, h100-teacher experts (G %lld), weights cached; us (median of %d); ratio = loop / one launch\n",
-              static_cast<long long>(G), kReps);
+  std::printf("\n%s grouped op, h100-teacher experts (G %lld), weights cached; us (median of %d); ratio = loop / one launch\n",
+              p == ops::GemmPrecision::Fp8 ? "FP8" : "BF16", static_cast<long long>(G), kReps);
   std::printf("%-19s %6s | %8s %8s %6s | %8s %8s %6s\n", "shape (K->N)", "rows", "fwd one", "fwd loop", "ratio",
               "bwd one", "bwd loop", "ratio");
   for (const Shape2& s : shapes)
@@ -133,7 +133,8 @@ void teacher_table() {
 int main(int argc, char** argv) {
   // --teacher: the second table only.
   if (argc > 1 && std::string(argv[1]) == "--teacher") {
-    teacher_table();
+    teacher_table(ops::GemmPrecision::Fp8);
+    teacher_table(ops::GemmPrecision::Bf16);
     return 0;
   }
   struct Shape2 {
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
                     t_loop / t_grp, tf(t_fwd, flop), tf(t_fwd_loop, flop), t_fwd_loop / t_fwd,
                     tf(t_bwd, 2 * flop), tf(t_bwd_loop, 2 * flop), t_bwd_loop / t_bwd);
       }
-  teacher_table();
+  teacher_table(ops::GemmPrecision::Fp8);
+  teacher_table(ops::GemmPrecision::Bf16);
   return 0;
 }

@@ -5,8 +5,10 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/cuda_check.h"
+#include "core/error.h"
 #include "kernels/cuda/gemm_prep_cuda.h"
 
 namespace crucible::cuda {
@@ -28,6 +30,32 @@ __global__ void cast_f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = __float2bfloat16_rn(x[i]);
+}
+
+// One block per (band, 32-row tile) x 32-column tile, through shared memory as the
+// transpose below: reads along the source rows, writes along the destination rows.
+__global__ void bf16_bands_kernel(const Bf16Band* __restrict__ bands, const int2* __restrict__ tiles,
+                                  std::int64_t cols, bool transposed) {
+  __shared__ float t[kTile][kTile + 1];
+  const int2 at = tiles[blockIdx.x];  // (band, first row)
+  const Bf16Band b = bands[at.x];
+  const std::int64_t r0 = at.y, c0 = static_cast<std::int64_t>(blockIdx.y) * kTile;
+  const int tx = static_cast<int>(threadIdx.x) % kTile, ty = static_cast<int>(threadIdx.x) / kTile;
+  for (int i = ty; i < kTile; i += kThreads / kTile) {
+    const std::int64_t r = r0 + i, c = c0 + tx;
+    t[i][tx] = r < b.rows && c < cols ? b.src[r * cols + c] : 0.0f;
+  }
+  __syncthreads();
+  auto* dst = reinterpret_cast<__nv_bfloat16*>(b.dst);
+  for (int i = ty; i < kTile; i += kThreads / kTile) {
+    if (!transposed) {
+      const std::int64_t r = r0 + i, c = c0 + tx;
+      if (r < b.rows && c < b.ld) dst[r * b.ld + c] = __float2bfloat16_rn(t[i][tx]);
+    } else {
+      const std::int64_t c = c0 + i, r = r0 + tx;
+      if (c < cols && r < b.ld) dst[c * b.ld + r] = __float2bfloat16_rn(t[tx][i]);
+    }
+  }
 }
 
 // NOTE: the classic shared-memory transpose: a block reads a 32x32 tile with coalesced
@@ -98,6 +126,38 @@ DeviceScratch bf16_copy(const float* x, std::int64_t n, void* stream) {
   DeviceScratch out(static_cast<std::size_t>(n) * sizeof(__nv_bfloat16), static_cast<cudaStream_t>(stream));
   cast_f32_to_bf16(x, out.as<std::uint16_t>(), n, stream);
   return out;
+}
+
+void bf16_bands(std::span<const Bf16Band> bands, std::int64_t cols, bool transposed, cudaStream_t stream) {
+  std::vector<int2> tiles;
+  for (std::size_t i = 0; i < bands.size(); ++i) {
+    const Bf16Band& b = bands[i];
+    const std::int64_t width = transposed ? b.rows : cols;  // the destination's columns before padding
+    CRUCIBLE_CHECK(b.rows >= 0 && b.ld >= width && b.ld % 8 == 0 && reinterpret_cast<std::uintptr_t>(b.dst) % 16 == 0,
+                   "bf16_bands: band ", i, " of ", b.rows, " rows x ", cols, " columns cannot have ld ", b.ld,
+                   (transposed ? " transposed" : ""), " (want ld >= ", width,
+                   ", a multiple of 8, and a 16-byte aligned destination)");
+    // Rows are covered in 32-row tiles, enough for the padding too (ld <= rows rounded up to 32
+    // when transposed, as ld is a multiple of 8 below the next tile).
+    const std::int64_t span = transposed ? b.ld : b.rows;
+    for (std::int64_t r0 = 0; r0 < span; r0 += kTile) tiles.push_back(int2{static_cast<int>(i), static_cast<int>(r0)});
+  }
+  if (tiles.empty() || cols == 0) return;
+  std::int64_t ld_max = 0;
+  for (const Bf16Band& b : bands) ld_max = std::max(ld_max, b.ld);
+  const std::int64_t col_span = transposed ? cols : ld_max;  // destination columns (non-transposed) to cover
+  CRUCIBLE_CHECK(ceil_div(col_span, kTile) < 65536 && tiles.size() < (std::size_t{1} << 31),
+                 "bf16_bands: the operands exceed the grid");
+  // NOTE: pageable uploads return once staged; the buffer is freed in stream order.
+  const std::size_t band_bytes = bands.size() * sizeof(Bf16Band);
+  DeviceScratch meta(band_bytes + tiles.size() * sizeof(int2), stream);
+  CHECK_CUDA(cudaMemcpyAsync(meta.get(), bands.data(), band_bytes, cudaMemcpyHostToDevice, stream));
+  CHECK_CUDA(cudaMemcpyAsync(meta.as<char>() + band_bytes, tiles.data(), tiles.size() * sizeof(int2),
+                             cudaMemcpyHostToDevice, stream));
+  const dim3 grid(static_cast<unsigned>(tiles.size()), static_cast<unsigned>(ceil_div(col_span, kTile)));
+  bf16_bands_kernel<<<grid, kThreads, 0, stream>>>(
+      meta.as<Bf16Band>(), reinterpret_cast<const int2*>(meta.as<char>() + band_bytes), cols, transposed);
+  CHECK_CUDA_LAUNCH();
 }
 
 void transpose_f32(const float* x, float* y, std::int64_t rows, std::int64_t cols, void* stream) {

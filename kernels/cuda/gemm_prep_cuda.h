@@ -4,7 +4,10 @@
 // contiguous; `stream` is a cudaStream_t (nullptr = the legacy default stream).
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
+#include <span>
 
 #include "kernels/cuda/cublaslt_context.h"
 
@@ -16,6 +19,20 @@ void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, void* st
 // The same into a new stream-ordered buffer of n BF16 values: an operand rounded once
 // and read by every GEMM or tile that needs it.
 DeviceScratch bf16_copy(const float* x, std::int64_t n, void* stream);
+
+// A band of rows of one f32 matrix with `cols` columns (src [rows, cols]) and where its BF16
+// operand goes: dst [rows, ld] (ld >= cols, a multiple of 8) or, transposed, dst [cols, ld]
+// (ld >= rows, a multiple of 8); the elements from cols (or rows) to ld are written 0.
+struct Bf16Band {
+  const float* src = nullptr;
+  std::int64_t rows = 0;
+  std::uint16_t* dst = nullptr;
+  std::int64_t ld = 0;
+};
+// Every band rounded to BF16 (RNE, as cast_f32_to_bf16) in one launch: the padded, 16-byte
+// aligned operands of the BF16 grouped GEMM (kernels/cuda/grouped_linear_bf16_cuda.h), e.g.
+// an activation, each expert's W_g or W_g^T, or each group's x_g^T.
+void bf16_bands(std::span<const Bf16Band> bands, std::int64_t cols, bool transposed, cudaStream_t stream);
 
 // y [cols, rows] = x [rows, cols]^T (exact copy).
 void transpose_f32(const float* x, float* y, std::int64_t rows, std::int64_t cols, void* stream);

@@ -16,10 +16,12 @@
 #include "kernels/cuda/fp8_quantize_cuda.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/gemm_prep_cuda.h"
+#include "kernels/cuda/grouped_linear_bf16_cuda.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/stream_fan.h"
 #include "kernels/cuda/weight_cache.h"
+#include "kernels/tensor_ops.h"
 
 namespace crucible::cuda {
 
@@ -228,6 +230,144 @@ void fp8_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<
   sm90_fp8_grouped_gemm_nt(problems, st);
 }
 
+// ---- Bf16: the one-launch grouped GEMM (kernels/cuda/grouped_linear_bf16_cuda.h) ----
+
+std::int64_t ld8(std::int64_t n) { return round_up(n, 8); }
+
+// x [rows, cols] rounded to BF16 in one padded operand [rows, ld8(cols)].
+DeviceScratch bf16_operand(const Tensor& x, cudaStream_t st) {
+  const std::int64_t rows = x.dim(0), cols = x.dim(1);
+  DeviceScratch out(static_cast<std::size_t>(rows * ld8(cols)) * 2, st);
+  const Bf16Band band{f32(x), rows, out.as<std::uint16_t>(), ld8(cols)};
+  bf16_bands(std::span(&band, 1), cols, false, st);
+  return out;
+}
+
+// x_g^T [cols, ld8(n_g)] of every non-empty group of x [M, cols], in one launch, group after
+// group; at[g] is group g's first element (-1 when empty).
+struct Bf16Transposed {
+  DeviceScratch q;
+  std::vector<std::int64_t> at;
+  std::int64_t cols = 0;
+};
+
+Bf16Transposed bf16_groups_transposed(const Tensor& x, std::span<const std::int64_t> offsets, cudaStream_t st) {
+  Bf16Transposed t;
+  t.cols = x.dim(1);
+  std::int64_t total = 0;
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+    const std::int64_t n = offsets[g + 1] - offsets[g];
+    t.at.push_back(n == 0 ? -1 : total);
+    total += n == 0 ? 0 : t.cols * ld8(n);
+  }
+  if (total == 0) return t;
+  t.q = DeviceScratch(static_cast<std::size_t>(total) * 2, st);
+  std::vector<Bf16Band> bands;
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g)
+    if (t.at[g] >= 0)
+      bands.push_back(Bf16Band{f32(x) + offsets[g] * t.cols, offsets[g + 1] - offsets[g],
+                               t.q.as<std::uint16_t>() + t.at[g], ld8(offsets[g + 1] - offsets[g])});
+  bf16_bands(bands, t.cols, true, st);
+  return t;
+}
+
+// As fp8_forward, in Bf16: x rounded once, each list's weights in one launch (cached), one
+// grouped launch for every list.
+void bf16_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, std::span<const std::int64_t> offsets,
+                  std::span<Tensor* const> y, cudaStream_t st) {
+  const std::int64_t M = x.dim(0), K = x.dim(1), ldk = ld8(K);
+  if (M == 0) return;
+  const DeviceScratch xb = bf16_operand(x, st);
+  std::vector<DeviceScratch> local(w.size());
+  std::vector<const std::uint16_t*> wb;
+  for (std::size_t j = 0; j < w.size(); ++j)
+    wb.push_back(y[j]->dim(1) > 0 ? weight_bf16_group(w[j], false, ldk, local[j], st) : nullptr);
+  std::vector<Bf16GroupedProblem> problems;
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+    const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n == 0) continue;
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      if (wb[j] == nullptr) continue;
+      const std::int64_t N = y[j]->dim(1);
+      Bf16GroupedProblem q;
+      q.a = xb.as<std::uint16_t>() + r0 * ldk;
+      q.lda = ldk;
+      q.b = wb[j] + static_cast<std::int64_t>(g) * N * ldk;
+      q.ldb = ldk;
+      q.c = f32_mut(*y[j]) + r0 * N;
+      q.ldc = N;
+      q.M = i32(n, "group rows");
+      q.N = i32(N, "N");
+      q.K = i32(K, "K");
+      problems.push_back(q);
+    }
+  }
+  sm90_bf16_grouped_gemm_nt(problems, st);
+}
+
+// As fp8_backward, in Bf16: Dgrad one launch per list (the first writes dx, each later one
+// adds to it), Wgrad one launch for every list, x^T rounded once.
+void bf16_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<const std::span<const Tensor>> w,
+                   std::span<const std::int64_t> offsets, Tensor& dx, std::span<const std::span<Tensor>> dw,
+                   cudaStream_t st) {
+  const std::int64_t M = x.dim(0), K = x.dim(1);
+  if (dx.defined() && M > 0 && K > 0) {
+    bool written = false;
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      const std::int64_t N = dy[j]->dim(1), ldn = ld8(N);
+      if (N == 0) continue;
+      const DeviceScratch dyb = bf16_operand(*dy[j], st);
+      DeviceScratch local;
+      const std::uint16_t* wt = weight_bf16_group(w[j], true, ldn, local, st);  // W_g^T [K, ldn]
+      std::vector<Bf16GroupedProblem> problems;
+      for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+        const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+        if (n == 0) continue;
+        Bf16GroupedProblem q;
+        q.a = dyb.as<std::uint16_t>() + r0 * ldn;
+        q.lda = ldn;
+        q.b = wt + static_cast<std::int64_t>(g) * K * ldn;
+        q.ldb = ldn;
+        q.c = f32_mut(dx) + r0 * K;
+        q.ldc = K;
+        q.M = i32(n, "group rows");
+        q.N = i32(K, "K");
+        q.K = i32(N, "N");
+        q.beta = written ? 1.0f : 0.0f;
+        problems.push_back(q);
+      }
+      sm90_bf16_grouped_gemm_nt(problems, st);
+      written = true;
+    }
+    if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
+  }
+  if (K == 0) return;
+  const Bf16Transposed xt = bf16_groups_transposed(x, offsets, st);
+  std::vector<Bf16Transposed> dyt;
+  for (const Tensor* d : dy) dyt.push_back(bf16_groups_transposed(*d, offsets, st));
+  std::vector<Bf16GroupedProblem> problems;
+  for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+    if (xt.at.empty() || xt.at[g] < 0) continue;
+    const std::int64_t n = offsets[g + 1] - offsets[g];
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      if (dyt[j].cols == 0) continue;
+      Bf16GroupedProblem q;  // dw_g [N, K] += dy_g^T [N, n] (x_g^T [K, n])^T
+      q.a = dyt[j].q.as<std::uint16_t>() + dyt[j].at[g];
+      q.lda = ld8(n);
+      q.b = xt.q.as<std::uint16_t>() + xt.at[g];
+      q.ldb = ld8(n);
+      q.c = f32_mut(dw[j][g]);
+      q.ldc = K;
+      q.M = i32(dyt[j].cols, "N");
+      q.N = i32(K, "K");
+      q.K = i32(n, "group rows");
+      q.beta = 1.0f;
+      problems.push_back(q);
+    }
+  }
+  sm90_bf16_grouped_gemm_nt(problems, st);
+}
+
 }  // namespace
 
 namespace {
@@ -266,8 +406,8 @@ class GroupStreams {
 
 // The operands that span all groups (x, dy) are rounded to BF16 once, not once per group
 // (a DeepSeekMoE layer has hundreds of groups' GEMMs per step), and outlive the groups.
-void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
-                  cudaStream_t st) {
+void bf16_forward_loop(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, Tensor& y,
+                       cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = y.dim(1);
   const DeviceScratch xb = bf16_copy(x, st);
   GroupStreams groups(w, offsets, true, st);
@@ -279,8 +419,8 @@ void bf16_forward(const Tensor& x, std::span<const Tensor> w, std::span<const st
   }
 }
 
-void bf16_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
-                   std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw, cudaStream_t st) {
+void bf16_backward_loop(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                        std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw, cudaStream_t st) {
   const std::int64_t K = x.dim(1), N = dy.dim(1);
   const DeviceScratch dyb = bf16_copy(dy, st), xb = bf16_copy(x, st);
   GroupStreams groups(w, offsets, dx.defined(), st);
@@ -303,7 +443,7 @@ void grouped_linear_forward_loop(const Tensor& x, std::span<const Tensor> w,
                                  const Stream& stream) {
   if (p == GemmPrecision::Bf16) {
     const DeviceGuard guard(x.device().index);
-    return bf16_forward(x, w, offsets, y, stream_on(stream, x.device(), "grouped_linear_forward"));
+    return bf16_forward_loop(x, w, offsets, y, stream_on(stream, x.device(), "grouped_linear_forward"));
   }
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
@@ -318,7 +458,7 @@ void grouped_linear_backward_loop(const Tensor& dy, const Tensor& x, std::span<c
                                   GemmPrecision p, const Stream& stream) {
   if (p == GemmPrecision::Bf16) {
     const DeviceGuard guard(x.device().index);
-    return bf16_backward(dy, x, w, offsets, dx, dw, stream_on(stream, x.device(), "grouped_linear_backward"));
+    return bf16_backward_loop(dy, x, w, offsets, dx, dw, stream_on(stream, x.device(), "grouped_linear_backward"));
   }
   for (std::size_t g = 0; g < w.size(); ++g) {
     const std::int64_t r0 = offsets[g], r1 = offsets[g + 1];
@@ -329,42 +469,70 @@ void grouped_linear_backward_loop(const Tensor& dy, const Tensor& x, std::span<c
   }
 }
 
+namespace {
+
+// The one-launch ops for one or more weight lists over x: Fp8 or Bf16 grouped kernels,
+// Fp32 the loop (one list at a time; lists after the first add into dx by axpy).
+void grouped_forward(const Tensor& x, std::span<const std::span<const Tensor>> w,
+                     std::span<const std::int64_t> offsets, std::span<Tensor* const> y, GemmPrecision p,
+                     const Stream& stream, const char* op) {
+  const DeviceGuard guard(x.device().index);
+  const cudaStream_t st = stream_on(stream, x.device(), op);
+  if (p == GemmPrecision::Fp8) return fp8_forward(x, w, offsets, y, st);
+  if (p == GemmPrecision::Bf16) return bf16_forward(x, w, offsets, y, st);
+  for (std::size_t j = 0; j < w.size(); ++j) grouped_linear_forward_loop(x, w[j], offsets, *y[j], p, stream);
+}
+
+void grouped_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<const std::span<const Tensor>> w,
+                      std::span<const std::int64_t> offsets, Tensor& dx, std::span<const std::span<Tensor>> dw,
+                      GemmPrecision p, const Stream& stream, const char* op) {
+  const DeviceGuard guard(x.device().index);
+  const cudaStream_t st = stream_on(stream, x.device(), op);
+  if (p == GemmPrecision::Fp8) return fp8_backward(dy, x, w, offsets, dx, dw, st);
+  if (p == GemmPrecision::Bf16) return bf16_backward(dy, x, w, offsets, dx, dw, st);
+  Tensor more;  // the later lists' dx
+  if (dx.defined() && w.size() > 1) more = Tensor(dx.shape(), DType::F32, dx.device(), "grouped.dx_more");
+  for (std::size_t j = 0; j < w.size(); ++j) {
+    Tensor& out = j == 0 ? dx : more;
+    grouped_linear_backward_loop(*dy[j], x, w[j], offsets, out, dw[j], p, stream);
+    if (j > 0 && dx.defined()) ops::axpy(1.0f, more, dx, stream);
+  }
+}
+
+}  // namespace
+
 void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
                             Tensor& y, GemmPrecision p, const Stream& stream) {
-  if (p != GemmPrecision::Fp8) return grouped_linear_forward_loop(x, w, offsets, y, p, stream);
-  const DeviceGuard guard(x.device().index);
   const std::span<const Tensor> lists[] = {w};
   Tensor* const outs[] = {&y};
-  fp8_forward(x, lists, offsets, outs, stream_on(stream, x.device(), "grouped_linear_forward"));
+  grouped_forward(x, lists, offsets, outs, p, stream, "grouped_linear_forward");
 }
 
 void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
                              GemmPrecision p, const Stream& stream) {
-  if (p != GemmPrecision::Fp8) return grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
-  const DeviceGuard guard(x.device().index);
   const Tensor* const dys[] = {&dy};
   const std::span<const Tensor> lists[] = {w};
   const std::span<Tensor> grads[] = {dw};
-  fp8_backward(dys, x, lists, offsets, dx, grads, stream_on(stream, x.device(), "grouped_linear_backward"));
+  grouped_backward(dys, x, lists, offsets, dx, grads, p, stream, "grouped_linear_backward");
 }
 
 void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
-                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, const Stream& stream) {
-  const DeviceGuard guard(x.device().index);
+                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, GemmPrecision p,
+                                 const Stream& stream) {
   const std::span<const Tensor> lists[] = {w1, w2};
   Tensor* const outs[] = {&y1, &y2};
-  fp8_forward(x, lists, offsets, outs, stream_on(stream, x.device(), "grouped_linear_pair_forward"));
+  grouped_forward(x, lists, offsets, outs, p, stream, "grouped_linear_pair_forward");
 }
 
 void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
                                   std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
-                                  std::span<Tensor> dw1, std::span<Tensor> dw2, const Stream& stream) {
-  const DeviceGuard guard(x.device().index);
+                                  std::span<Tensor> dw1, std::span<Tensor> dw2, GemmPrecision p,
+                                  const Stream& stream) {
   const Tensor* const dys[] = {&dy1, &dy2};
   const std::span<const Tensor> lists[] = {w1, w2};
   const std::span<Tensor> grads[] = {dw1, dw2};
-  fp8_backward(dys, x, lists, offsets, dx, grads, stream_on(stream, x.device(), "grouped_linear_pair_backward"));
+  grouped_backward(dys, x, lists, offsets, dx, grads, p, stream, "grouped_linear_pair_backward");
 }
 
 }  // namespace crucible::cuda

@@ -12,8 +12,10 @@
 //           Wgrad  every group's dy_g^T [N, n_g] and x_g^T [K, n_g] in one transposed-quantize
 //                  launch each (1x128 tiles along the group's tokens), dw_g += in one launch
 //         The pair ops (gate and up over the same x) quantize x, and x^T, once for both.
-//   Fp32, Bf16  the per-group loop below (cuBLASLt; no grouped kernel for these yet);
-//               Bf16 rounds x (and dy) once for all groups, each W_g once per call.
+//   Bf16  the same structure on the BF16 grouped GEMM (kernels/cuda/grouped_linear_bf16_cuda.h):
+//         x (dy) rounded once into a padded operand, all W_g (W_g^T) in one launch (cached per
+//         WeightCacheScope), every group's x_g^T and dy_g^T in one launch each.
+//   Fp32  the per-group loop below (cuBLASLt).
 #pragma once
 
 #include <cstdint>
@@ -31,13 +33,14 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
                              ops::GemmPrecision p, const Stream& stream);
 
-// kernels/grouped_linear.h's pair ops, Fp8 only (the ops:: layer routes the rest to the
-// single ops).
+// kernels/grouped_linear.h's pair ops (Fp32: the loop per list, dx summed by axpy).
 void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
-                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, const Stream& stream);
+                                 std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, ops::GemmPrecision p,
+                                 const Stream& stream);
 void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, std::span<const Tensor> w1,
                                   std::span<const Tensor> w2, std::span<const std::int64_t> offsets, Tensor& dx,
-                                  std::span<Tensor> dw1, std::span<Tensor> dw2, const Stream& stream);
+                                  std::span<Tensor> dw1, std::span<Tensor> dw2, ops::GemmPrecision p,
+                                  const Stream& stream);
 
 // The baseline: cuda::linear_forward / linear_backward (cuBLASLt) on each non-empty group's
 // row views, in group order. Same numerics contract; the benchmark's and tests' peer.

@@ -29,6 +29,7 @@
 #include "core/error.h"
 #include "kernels/cuda/cublaslt_context.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
+#include "kernels/cuda/grouped_gemm_common.cuh"
 #include "kernels/cuda/sm90_wgmma.cuh"
 
 namespace crucible::cuda {
@@ -36,33 +37,16 @@ namespace crucible::cuda {
 namespace {
 
 using namespace sm90;
+using namespace grouped;
 
-constexpr int kBM = 128, kBN = 128, kBK = 128;  // CTA tile; kBK is the scale block
+constexpr int kBM = kTile, kBN = kTile, kBK = 128;  // CTA tile; kBK is the scale block
 constexpr int kStages = 5;
-constexpr int kThreads = 256;                   // 2 warpgroups, 64 rows each
 constexpr int kTileBytes = kBM * kBK;           // one operand's K tile, 128-byte rows
 constexpr int kStageBytes = 2 * kTileBytes + (kBM + kBN) * static_cast<int>(sizeof(float));
 constexpr int kSmemBytes = kStages * kStageBytes + 1024;  // + slack to align the stages to 1024
 static_assert(kBM == kBN && kBN == 128, "a 128x128 B block must be one N tile");
 static_assert(kStageBytes % 1024 == 0, "swizzled tiles start 1024-byte aligned");
 static_assert(kBM * kBK / 16 == 4 * kThreads, "4 16-byte copies per thread per operand and stage");
-
-// 16 bytes global -> shared; zero-filled when !valid (src is then not read).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 4 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 // Shared memory of one stage: A codes [kBM][128], B codes [kBN][128] (both swizzled),
 // A scales [kBM], B scales [kBN].
@@ -109,29 +93,17 @@ __device__ __forceinline__ void load_k_tile(const Fp8GroupedProblem& p, int m0, 
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_e4m3_grouped_gemm_nt_kernel(const Fp8GroupedProblem* __restrict__ problems, int num_problems) {
   extern __shared__ unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
-
-  // The problem of this CTA: the last one whose first tile is <= blockIdx.x (empty problems
-  // were dropped by the launcher, so tile_begin strictly increases).
-  const int tile = static_cast<int>(blockIdx.x);
-  int lo = 0, hi = num_problems - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (problems[mid].tile_begin <= tile) lo = mid;
-    else hi = mid - 1;
-  }
-  const Fp8GroupedProblem& p = problems[lo];  // fields read when needed (L1): fewer live registers
-  const int m_tiles = (p.M + kBM - 1) / kBM;
-  const int local = tile - p.tile_begin;
-  const int m0 = (local % m_tiles) * kBM, n0 = (local / m_tiles) * kBN;
+  unsigned char* smem = aligned_smem(smem_raw);
+  const TileOf<Fp8GroupedProblem> at = tile_of(problems, num_problems);
+  const Fp8GroupedProblem& p = *at.p;  // fields read when needed (L1): fewer live registers
+  const int m0 = at.m0, n0 = at.n0;
   const int num_k = (p.K + kBK - 1) / kBK;
   // 128x128 weight blocks: one B scale for the whole N tile.
   const bool uniform_sb = p.b_scale_group == kBN;
 
   const int wg = static_cast<int>(threadIdx.x) / 128;
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int row0 = wg * 64 + ((static_cast<int>(threadIdx.x) % 128) / 32) * 16 + lane / 4;  // and row0 + 8
-  const int col0 = 2 * (lane % 4);                                                              // + 8 i, + 1
+  const FragmentAt frag = fragment_at();
+  const int row0 = frag.row0, col0 = frag.col0;
 
   float acc[64], part[64];
 #pragma unroll
@@ -191,43 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   cp_async_wait<0>();
 
-  // Epilogue: fragment i, rows row0 (+ 8), columns 8 i + col0 (+ 1).
-  const bool accumulate = p.beta != 0.0f;
-  const bool pairs = (reinterpret_cast<std::uintptr_t>(p.c) % 8 == 0) && (p.ldc % 2 == 0);
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int m = m0 + row0 + 8 * h;
-    if (m >= p.M) continue;
-    float* row = p.c + static_cast<std::int64_t>(m) * p.ldc;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const int n = n0 + 8 * i + col0;
-      float v0 = acc[4 * i + 2 * h], v1 = acc[4 * i + 2 * h + 1];
-      if (pairs && n + 1 < p.N) {
-        float2* dst = reinterpret_cast<float2*>(row + n);
-        if (accumulate) {
-          const float2 c = *dst;
-          v0 += c.x;
-          v1 += c.y;
-        }
-        *dst = make_float2(v0, v1);
-      } else {
-        if (n < p.N) row[n] = accumulate ? v0 + row[n] : v0;
-        if (n + 1 < p.N) row[n + 1] = accumulate ? v1 + row[n + 1] : v1;
-      }
-    }
-  }
-}
-
-// The kernel's shared-memory size is set once per device (a per-launch
-// cudaFuncSetAttribute costs host time on every call of a grouped op).
-void allow_smem_once(int device) {
-  static std::atomic<std::uint64_t> done{0};
-  const std::uint64_t bit = device < 64 ? std::uint64_t{1} << device : 0;
-  if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return;
-  CHECK_CUDA(cudaFuncSetAttribute(sm90_e4m3_grouped_gemm_nt_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kSmemBytes));
-  done.fetch_or(bit, std::memory_order_release);
+  store_tile(p, m0, n0, acc);
 }
 
 }  // namespace
@@ -251,27 +187,11 @@ void sm90_fp8_grouped_gemm_nt(std::span<const Fp8GroupedProblem> problems, cudaS
                    "and multiples of 16 (got lda ", q.lda, ", ldb ", q.ldb, ", K ", q.K, ")");
     CRUCIBLE_CHECK(q.b_scale_group == 1 || q.b_scale_group == 128, "sm90_fp8_grouped_gemm_nt: b_scale_group ",
                    q.b_scale_group, " must be 1 or 128");
-    q.tile_begin = static_cast<std::int32_t>(tiles);
-    tiles += static_cast<std::int64_t>((q.M + kBM - 1) / kBM) * ((q.N + kBN - 1) / kBN);
-    CRUCIBLE_CHECK(tiles < (std::int64_t{1} << 31), "sm90_fp8_grouped_gemm_nt: ", tiles,
-                   " output tiles exceed the grid");
+    place(q, tiles, "sm90_fp8_grouped_gemm_nt");
     work.push_back(q);
   }
-  if (work.empty()) return;
-
-  const CublasLtContext& ctx = CublasLtContext::current();  // the device's properties, read once
-  CRUCIBLE_CHECK(ctx.cc_major() == 9, "the FP8 grouped GEMM needs a Hopper GPU (compute capability 9.x); device ",
-                 ctx.device(), " is ", ctx.cc_major(), ".", ctx.cc_minor());
-
-  // NOTE: a pageable cudaMemcpyAsync returns once the source is staged, so `work` may die
-  // on return; the scratch buffer is freed in stream order after the kernel.
-  DeviceScratch dev_problems(work.size() * sizeof(Fp8GroupedProblem), stream);
-  CHECK_CUDA(cudaMemcpyAsync(dev_problems.get(), work.data(), work.size() * sizeof(Fp8GroupedProblem),
-                             cudaMemcpyHostToDevice, stream));
-  allow_smem_once(ctx.device());
-  sm90_e4m3_grouped_gemm_nt_kernel<<<static_cast<unsigned>(tiles), kThreads, kSmemBytes, stream>>>(
-      dev_problems.as<Fp8GroupedProblem>(), static_cast<int>(work.size()));
-  CHECK_CUDA_LAUNCH();
+  static std::atomic<std::uint64_t> smem_set{0};
+  launch(sm90_e4m3_grouped_gemm_nt_kernel, work, tiles, kSmemBytes, smem_set, "the FP8 grouped GEMM", stream);
 }
 
 }  // namespace crucible::cuda

@@ -15,7 +15,7 @@ namespace crucible::cuda {
 
 namespace {
 
-enum class Form : int { Bf16, Fp8, Fp8Transposed };
+enum class Form : int { Bf16, Fp8, Fp8Transposed, Bf16Transposed };
 
 // (device, address, rows, cols, form, rows_p, k_p)
 using Key = std::tuple<int, const void*, std::int64_t, std::int64_t, Form, std::int64_t, std::int64_t>;
@@ -32,6 +32,7 @@ using GroupKey = std::tuple<int, const void*, std::size_t, std::uint64_t, std::i
 struct Cache {
   std::map<Key, Entry> entries;
   std::map<GroupKey, Fp8WeightGroup> groups;
+  std::map<GroupKey, DeviceScratch> bf16_groups;
   WeightCacheStats stats;
 };
 
@@ -64,17 +65,34 @@ GroupKey group_key_of(std::span<const Tensor> w, Form form, std::int64_t rows_p,
   return GroupKey{w[0].device().index, w[0].raw(), w.size(), h, w[0].dim(0), w[0].dim(1), form, rows_p, k_p};
 }
 
-Fp8WeightGroup make_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p, std::int64_t k_p,
-                              cudaStream_t st) {
+// The weights' f32 sources, checked to share w[0]'s shape.
+std::vector<const float*> sources(std::span<const Tensor> w, const char* what) {
   const std::int64_t rows = w[0].dim(0), cols = w[0].dim(1);
   std::vector<const float*> src;
   src.reserve(w.size());
   for (const Tensor& t : w) {
-    CRUCIBLE_CHECK(t.dim(0) == rows && t.dim(1) == cols && t.dtype() == DType::F32,
-                   "weight_fp8_group: every weight must be an f32 [", rows, ", ", cols, "]; got ",
-                   t.shape().str());
+    CRUCIBLE_CHECK(t.dim(0) == rows && t.dim(1) == cols && t.dtype() == DType::F32, what,
+                   ": every weight must be an f32 [", rows, ", ", cols, "]; got ", t.shape().str());
     src.push_back(f32(t));
   }
+  return src;
+}
+
+DeviceScratch make_bf16_group(std::span<const Tensor> w, bool transposed, std::int64_t ld, cudaStream_t st) {
+  const std::vector<const float*> src = sources(w, "weight_bf16_group");
+  const std::int64_t rows = w[0].dim(0), cols = w[0].dim(1), R = transposed ? cols : rows;
+  DeviceScratch out(static_cast<std::size_t>(static_cast<std::int64_t>(w.size()) * R * ld) * 2, st);
+  std::vector<Bf16Band> bands;
+  for (std::size_t g = 0; g < w.size(); ++g)
+    bands.push_back(Bf16Band{src[g], rows, out.as<std::uint16_t>() + static_cast<std::int64_t>(g) * R * ld, ld});
+  bf16_bands(bands, cols, transposed, st);
+  return out;
+}
+
+Fp8WeightGroup make_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p, std::int64_t k_p,
+                              cudaStream_t st) {
+  const std::int64_t rows = w[0].dim(0), cols = w[0].dim(1);
+  const std::vector<const float*> src = sources(w, "weight_fp8_group");
   Fp8WeightGroup g;
   g.rows_p = rows_p;
   g.k_p = k_p;
@@ -109,6 +127,26 @@ const Fp8WeightGroup& weight_fp8_group(std::span<const Tensor> w, bool transpose
     c.stats.hits += n;
   }
   return it->second;
+}
+
+const std::uint16_t* weight_bf16_group(std::span<const Tensor> w, bool transposed, std::int64_t ld,
+                                       DeviceScratch& local, cudaStream_t stream) {
+  CRUCIBLE_CHECK(!w.empty(), "weight_bf16_group: no weights");
+  if (!ops::weight_cache_active()) {
+    local = make_bf16_group(w, transposed, ld, stream);
+    return local.as<std::uint16_t>();
+  }
+  Cache& c = cache();
+  const auto n = static_cast<std::int64_t>(w.size());
+  const auto [it, fresh] = c.bf16_groups.try_emplace(group_key_of(w, transposed ? Form::Bf16Transposed : Form::Bf16, ld, 0));
+  if (fresh) {
+    it->second = make_bf16_group(w, transposed, ld, stream);
+    c.stats.misses += n;
+    c.stats.bytes += static_cast<std::size_t>(n * (transposed ? w[0].dim(1) : w[0].dim(0)) * ld * 2);
+  } else {
+    c.stats.hits += n;
+  }
+  return it->second.as<std::uint16_t>();
 }
 
 const std::uint16_t* weight_bf16(const Tensor& w, DeviceScratch& local, cudaStream_t stream) {
@@ -153,6 +191,7 @@ void release_weight_cache() {
   Cache& c = cache();
   c.entries.clear();  // each DeviceScratch frees in its stream's order
   c.groups.clear();
+  c.bf16_groups.clear();
   c.stats = {};
 }
 

@@ -45,6 +45,13 @@ struct Fp8WeightGroup {
 const Fp8WeightGroup& weight_fp8_group(std::span<const Tensor> w, bool transposed, std::int64_t rows_p,
                                        std::int64_t k_p, Fp8WeightGroup& local, cudaStream_t stream);
 
+// Every weight of w (same shape [rows, cols]) rounded to BF16 in one launch, as W (transposed
+// false: [rows, ld], ld >= cols) or W^T ([cols, ld], ld >= rows), ld a multiple of 8, zero
+// beyond: weight g at the result + g * (rows or cols) * ld. The cached group inside a scope
+// (each weight counts as one lookup), else made into `local`.
+const std::uint16_t* weight_bf16_group(std::span<const Tensor> w, bool transposed, std::int64_t ld,
+                                       DeviceScratch& local, cudaStream_t stream);
+
 // This thread's cache since its last release: lookups that found an entry, entries made,
 // and their device bytes (for tests and logs).
 struct WeightCacheStats {

@@ -92,7 +92,7 @@ TEST_CASE("WeightCacheScope: linear ops give the same bits, each weight form is 
   }
 }
 
-TEST_CASE("WeightCacheScope: grouped linear ops give the same bits in both Fp8 impls", "[gpu][weight_cache]") {
+TEST_CASE("WeightCacheScope: grouped linear ops give the same bits with and without a scope", "[gpu][weight_cache]") {
   REQUIRE(cuda_device_count() > 0);
   const std::vector<std::int64_t> rows{5, 0, 7, 12};  // an empty group: no entry in the loops
   std::vector<std::int64_t> offsets{0};
@@ -115,6 +115,7 @@ TEST_CASE("WeightCacheScope: grouped linear ops give the same bits in both Fp8 i
   };
   const Run runs[] = {{GemmPrecision::Bf16, ops::GroupedImpl::Loop, "bf16 loop", 1, used},
                       {GemmPrecision::Fp8, ops::GroupedImpl::Loop, "fp8 loop", 2, used},
+                      {GemmPrecision::Bf16, ops::GroupedImpl::OneLaunch, "bf16 one launch", 2, G},
                       {GemmPrecision::Fp8, ops::GroupedImpl::OneLaunch, "fp8 one launch", 2, G}};
   for (const Run& r : runs) {
     auto run = [&] {
@@ -175,6 +176,40 @@ TEST_CASE("weight_fp8_group: one launch gives every weight's weight_fp8 bits, W 
         CHECK(a == b);
         CHECK(sa == sb);
       }
+    }
+  }
+}
+
+TEST_CASE("weight_bf16_group: one launch gives every weight's BF16 bits, W and W^T, zero-padded",
+          "[gpu][weight_cache]") {
+  REQUIRE(cuda_device_count() > 0);
+  REQUIRE_FALSE(ops::weight_cache_active());
+  const std::int64_t G = 3, rows = 37, cols = 300;
+  Tensor host = gpu_test::uniform_tensor(Shape{G * rows, cols}, 950, "w");
+  host.data<float>()[7] = std::numeric_limits<float>::quiet_NaN();
+  host.data<float>()[cols + 3] = -std::numeric_limits<float>::infinity();
+  const Tensor arena = gpu(host);
+  std::vector<Tensor> w;
+  for (std::int64_t g = 0; g < G; ++g) w.push_back(arena.slice(g * rows, (g + 1) * rows));
+  for (bool transposed : {false, true}) {
+    const std::int64_t R = transposed ? cols : rows, C = transposed ? rows : cols, ld = (C + 7) / 8 * 8 + 8;
+    cuda::DeviceScratch local;
+    const std::uint16_t* got = cuda::weight_bf16_group(w, transposed, ld, local, nullptr);
+    std::vector<std::uint16_t> all(static_cast<std::size_t>(G * R * ld));
+    REQUIRE(cudaMemcpy(all.data(), got, all.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (std::int64_t g = 0; g < G; ++g) {
+      cuda::DeviceScratch one;
+      const std::uint16_t* ref_dev = cuda::weight_bf16(w[g], one, nullptr);  // W_g's BF16 copy [rows, cols]
+      std::vector<std::uint16_t> ref(static_cast<std::size_t>(rows * cols));
+      REQUIRE(cudaMemcpy(ref.data(), ref_dev, ref.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+      std::int64_t wrong = 0;
+      for (std::int64_t r = 0; r < R; ++r)
+        for (std::int64_t c = 0; c < ld; ++c) {
+          const std::uint16_t want = c >= C ? 0 : transposed ? ref[c * cols + r] : ref[r * cols + c];
+          wrong += all[static_cast<std::size_t>((g * R + r) * ld + c)] != want;
+        }
+      INFO((transposed ? "W^T" : "W") << " weight " << g);
+      CHECK(wrong == 0);
     }
   }
 }
