@@ -8,6 +8,7 @@
 // backward (3 such GEMMs: recompute, dh, dw) against cuBLASLt FP32 GEMMs of the same
 // shapes without chunking or the head's small kernels, measured in the same run:
 // ratio = head time / bare GEMM time (1.00 = the head costs nothing beyond its GEMMs).
+// A third table times the BF16 head at the h100 teacher's shape for several vocab chunks.
 // Every figure is the median of `iters` runs, each timed with its own pair of CUDA events.
 #include <cuda_runtime.h>
 
@@ -137,10 +138,41 @@ void bench_head(int iters) {
   row("forward + backward", fwd + bwd, g_fwd + g_bwd, 4);
 }
 
+// The BF16 head (the h100 teacher's: T 8192, D 1024, V 129280, as in bench_gpu_model_step)
+// at several vocab chunks: a chunk's FP32 logits [T, chunk] fit the 50 MB L2 below 1536.
+void bench_head_chunks(int iters) {
+  const std::int64_t T = 8192, D = 1024, V = 129280;
+  std::printf("\nlogprob head BF16, T %lld, D %lld, V %lld: ms per pass by vocab chunk\n", static_cast<long long>(T),
+              static_cast<long long>(D), static_cast<long long>(V));
+  std::printf("  %8s %10s %10s %10s\n", "chunk", "forward", "backward", "total");
+  const Tensor h = gpu_uniform(Shape{T, D}, 21, "h"), w = gpu_uniform(Shape{V, D}, 22, "w", -0.1f, 0.1f);
+  Tensor targets(Shape{T}, DType::I32, Device::cpu(), "targets");
+  gpu_test::SplitMix rng{23};
+  for (std::int32_t& v : targets.span<std::int32_t>()) v = static_cast<std::int32_t>(rng.below(V));
+  const Tensor tg = targets.to(kGpu);
+  Tensor logp(Shape{T}, DType::F32, kGpu, "logp"), lse(Shape{T}, DType::F32, kGpu, "lse"), none;
+  Tensor dh(Shape{T, D}, DType::F32, kGpu, "dh"), dw(Shape{V, D}, DType::F32, kGpu, "dw");
+  const Tensor dlogp = gpu_uniform(Shape{T}, 24, "dlogp");
+  for (std::int64_t chunk : {512, 1024, 2048, 4096, 8192}) {
+    ops::LogprobHeadOptions opts;
+    opts.chunk = chunk;
+    opts.bf16 = true;
+    const double fwd = median_ms([&] { ops::logprob_head_forward(h, w, tg, logp, lse, none, opts); }, iters);
+    const double bwd = median_ms([&] { ops::logprob_head_backward(dlogp, h, w, tg, lse, dh, dw, opts); }, iters);
+    std::printf("  %8lld %10.2f %10.2f %10.2f\n", static_cast<long long>(chunk), fwd, bwd, fwd + bwd);
+  }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // --head-chunks: only the BF16 head's chunk table.
+  if (argc > 1 && std::string(argv[1]) == "--head-chunks") {
+    bench_head_chunks(5);
+    return 0;
+  }
   bench_routing(21);
   bench_head(5);
+  bench_head_chunks(5);
   return 0;
 }

@@ -1,7 +1,8 @@
 // GPU vs CPU twin: grouped_linear_forward / grouped_linear_backward (kernels/grouped_linear.h)
-// in Fp32, Bf16 and Fp8 on fresh random inputs, for the CUDA op (Fp8: the grouped GEMM,
-// kernels/cuda/grouped_linear_fp8.cu; Fp32/Bf16: the per-group cuBLASLt loop) and for the
-// per-group cuBLASLt loop in Fp8 (the benchmark's baseline).
+// in Fp32, Bf16 and Fp8 on fresh random inputs, for the CUDA op (Fp8 and Bf16: the grouped
+// GEMMs, kernels/cuda/grouped_linear_fp8.cu and grouped_linear_bf16.cu; Fp32: the per-group
+// cuBLASLt loop) and for the per-group cuBLASLt loop in Fp8 and Bf16 (the benchmark's
+// baseline); the pair ops (gate and up) against two single ops, bit for bit.
 //
 // Shapes: small odd ones (partial 128-tiles along M, N and K, K % 16 != 0, single rows, 32
 // groups) and DeepSeek-V3 expert shapes (gate/up 7168 -> 2048, down 2048 -> 7168) with 8 groups
@@ -147,6 +148,7 @@ void run_cases(const std::vector<GroupedCase>& cases, std::uint64_t seed, const 
     check_grouped(c, GemmPrecision::Fp32, false, Impl::Op, seed += 1000, stream);
     check_grouped(c, GemmPrecision::Bf16, false, Impl::Op, seed += 1000, stream);
     if (with_loop) check_grouped(c, GemmPrecision::Fp8, true, Impl::Loop, seed += 1000, stream);
+    if (with_loop) check_grouped(c, GemmPrecision::Bf16, false, Impl::Loop, seed += 1000, stream);
   }
 }
 
