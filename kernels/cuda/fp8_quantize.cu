@@ -18,6 +18,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/cuda/cublaslt_context.h"
+#include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/fp8_quantize_cuda.h"
 
 namespace crucible::cuda {
@@ -102,7 +103,7 @@ __global__ void quantize_block128x128_kernel(const float* __restrict__ x, std::u
                                              float* __restrict__ scale, std::int64_t rows,
                                              std::int64_t cols, std::int64_t blocks_per_row,
                                              float fp8_max, bool pow2, __nv_fp8_interpretation_t fmt) {
-  __shared__ float warp_max[8];
+  __shared__ float warp_max[32];
   const std::int64_t br = blockIdx.x / blocks_per_row, bc = blockIdx.x % blocks_per_row;
   const std::int64_t col = bc * kBlock + threadIdx.x % kBlock;
   const std::int64_t row_begin = br * kBlock + threadIdx.x / kBlock;
@@ -110,14 +111,7 @@ __global__ void quantize_block128x128_kernel(const float* __restrict__ x, std::u
   float amax = 0.0f;
   if (col < cols)
     for (std::int64_t r = row_begin; r < row_end; r += 2) amax = fmaxf(amax, finite_abs(x[r * cols + col]));
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2)
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-#pragma unroll
-  for (int w = 0; w < 8; ++w) amax = fmaxf(amax, warp_max[w]);
+  amax = detail::block_max(amax, warp_max);
   const float s = scale_from_amax(amax, fp8_max, pow2);
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
   if (col < cols)
@@ -133,7 +127,7 @@ __global__ void quantize_weight_blocks_kernel(const float* const* __restrict__ w
                                               float* __restrict__ scale, std::int64_t rows_p, std::int64_t k_p,
                                               std::int64_t Rp, std::int64_t L4, float fp8_max,
                                               __nv_fp8_interpretation_t fmt) {
-  __shared__ float warp_max[8];
+  __shared__ float warp_max[32];
   __shared__ __align__(16) std::uint8_t tile[kBlock][kBlock + 16];
   const float* __restrict__ x = w[blockIdx.y];
   const std::int64_t R = transposed ? cols : rows, C = transposed ? rows : cols;
@@ -154,13 +148,7 @@ __global__ void quantize_weight_blocks_kernel(const float* const* __restrict__ w
   float amax = 0.0f;
   if (f < n_fast)
     for (std::int64_t sl = s0; sl < n_slow; sl += 2) amax = fmaxf(amax, finite_abs(base[sl * cols + f]));
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);
+  amax = detail::block_max(amax, warp_max);
   const float sc = scale_from_amax(amax, fp8_max, false);
   if (threadIdx.x == 0) *s_out = sc;
   for (int sl = s0; sl < kBlock; sl += 2) {

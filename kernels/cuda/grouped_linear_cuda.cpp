@@ -72,6 +72,21 @@ void set_b(Fp8GroupedProblem& q, const Fp8WeightGroup& wg, std::size_t g) {
   q.b_scale_kb = 1;
 }
 
+// Dgrad over weight lists: dgrad(j, beta) for every list j with N_j > 0, the first writing dx
+// (beta 0) and each later one adding to it (beta 1); dx zero-filled when no list has
+// columns. Nothing when dx is undefined or empty.
+template <class Dgrad>
+void dgrad_lists(std::span<const Tensor* const> dy, Tensor& dx, cudaStream_t st, Dgrad&& dgrad) {
+  if (!dx.defined() || dx.numel() == 0) return;
+  bool written = false;
+  for (std::size_t j = 0; j < dy.size(); ++j) {
+    if (dy[j]->dim(1) == 0) continue;
+    dgrad(j, written ? 1.0f : 0.0f);
+    written = true;
+  }
+  if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
+}
+
 // The Fprop problem of group g (rows [r0, r0 + n)): y_g [n, N] = x_g W_g^T.
 Fp8GroupedProblem fprop(const Fp8GemmInput& qx, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
                         std::int64_t n, const Tensor& y, std::int64_t K) {
@@ -198,24 +213,18 @@ void fp8_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<
                   std::span<const std::int64_t> offsets, Tensor& dx, std::span<const std::span<Tensor>> dw,
                   cudaStream_t st) {
   const std::int64_t M = x.dim(0), K = x.dim(1);
-  if (dx.defined() && M > 0 && K > 0) {
-    bool written = false;
-    for (std::size_t j = 0; j < w.size(); ++j) {
-      const std::int64_t N = dy[j]->dim(1);
-      if (N == 0) continue;
-      const Fp8GemmInput qdy = quantize(f32(*dy[j]), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
-      Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
-      const Fp8WeightGroup& wtq = weight_fp8_group(w[j], true, round_up(K, 4), round_up(N, 16), local, st);
-      std::vector<Fp8GroupedProblem> problems;
-      for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
-        const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-        if (n > 0) problems.push_back(dgrad(qdy, wtq, g, r0, n, dx, N, written ? 1.0f : 0.0f));
-      }
-      sm90_fp8_grouped_gemm_nt(problems, st);
-      written = true;
+  dgrad_lists(dy, dx, st, [&](std::size_t j, float beta) {
+    const std::int64_t N = dy[j]->dim(1);
+    const Fp8GemmInput qdy = quantize(f32(*dy[j]), M, N, ScaleLayout::Tile1x128, st);  // once for all groups
+    Fp8WeightGroup local;  // the weights' codes when no WeightCacheScope is open
+    const Fp8WeightGroup& wtq = weight_fp8_group(w[j], true, round_up(K, 4), round_up(N, 16), local, st);
+    std::vector<Fp8GroupedProblem> problems;
+    for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+      const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+      if (n > 0) problems.push_back(dgrad(qdy, wtq, g, r0, n, dx, N, beta));
     }
-    if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
-  }
+    sm90_fp8_grouped_gemm_nt(problems, st);
+  });
   if (K == 0) return;
   const TransposedGroups xt = quantize_groups_transposed(x, offsets, st);
   if (xt.groups.empty()) return;  // every dw_g += 0
@@ -310,37 +319,31 @@ void bf16_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, s
 void bf16_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<const std::span<const Tensor>> w,
                    std::span<const std::int64_t> offsets, Tensor& dx, std::span<const std::span<Tensor>> dw,
                    cudaStream_t st) {
-  const std::int64_t M = x.dim(0), K = x.dim(1);
-  if (dx.defined() && M > 0 && K > 0) {
-    bool written = false;
-    for (std::size_t j = 0; j < w.size(); ++j) {
-      const std::int64_t N = dy[j]->dim(1), ldn = ld8(N);
-      if (N == 0) continue;
-      const DeviceScratch dyb = bf16_operand(*dy[j], st);
-      DeviceScratch local;
-      const std::uint16_t* wt = weight_bf16_group(w[j], true, ldn, local, st);  // W_g^T [K, ldn]
-      std::vector<Bf16GroupedProblem> problems;
-      for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
-        const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-        if (n == 0) continue;
-        Bf16GroupedProblem q;
-        q.a = dyb.as<std::uint16_t>() + r0 * ldn;
-        q.lda = ldn;
-        q.b = wt + static_cast<std::int64_t>(g) * K * ldn;
-        q.ldb = ldn;
-        q.c = f32_mut(dx) + r0 * K;
-        q.ldc = K;
-        q.M = i32(n, "group rows");
-        q.N = i32(K, "K");
-        q.K = i32(N, "N");
-        q.beta = written ? 1.0f : 0.0f;
-        problems.push_back(q);
-      }
-      sm90_bf16_grouped_gemm_nt(problems, st);
-      written = true;
+  const std::int64_t K = x.dim(1);
+  dgrad_lists(dy, dx, st, [&](std::size_t j, float beta) {
+    const std::int64_t N = dy[j]->dim(1), ldn = ld8(N);
+    const DeviceScratch dyb = bf16_operand(*dy[j], st);
+    DeviceScratch local;
+    const std::uint16_t* wt = weight_bf16_group(w[j], true, ldn, local, st);  // W_g^T [K, ldn]
+    std::vector<Bf16GroupedProblem> problems;
+    for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
+      const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+      if (n == 0) continue;
+      Bf16GroupedProblem q;
+      q.a = dyb.as<std::uint16_t>() + r0 * ldn;
+      q.lda = ldn;
+      q.b = wt + static_cast<std::int64_t>(g) * K * ldn;
+      q.ldb = ldn;
+      q.c = f32_mut(dx) + r0 * K;
+      q.ldc = K;
+      q.M = i32(n, "group rows");
+      q.N = i32(K, "K");
+      q.K = i32(N, "N");
+      q.beta = beta;
+      problems.push_back(q);
     }
-    if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
-  }
+    sm90_bf16_grouped_gemm_nt(problems, st);
+  });
   if (K == 0) return;
   const Bf16Transposed xt = bf16_groups_transposed(x, offsets, st);
   std::vector<Bf16Transposed> dyt;
