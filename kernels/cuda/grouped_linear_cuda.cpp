@@ -1,10 +1,11 @@
 // kernels/cuda/grouped_linear_cuda.cpp: grouped linear forward/backward on CUDA tensors
-// (contracts in kernels/grouped_linear.h, mapping in the header): FP8 operand preparation
-// for the grouped GEMM, and the per-group cuBLASLt loop.
+// (contracts in kernels/grouped_linear.h, mapping in the header): operand preparation and
+// problem lists for the FP8 and BF16 grouped GEMMs (one or two weight lists over the same
+// input: the pair ops), and the per-group cuBLASLt loop.
 //
-// Invariant: every temporary (FP32 transposes, FP8 codes and scales, the problem list) is a
+// Invariant: every temporary (FP8 codes and scales, BF16 operands, the problem lists) is a
 // DeviceScratch on the op's stream: the ops are stream-ordered and never synchronize the
-// host. FP32 transposes are freed (in stream order) as soon as their codes exist.
+// host.
 #include "kernels/cuda/grouped_linear_cuda.h"
 
 #include <algorithm>
