@@ -1,7 +1,9 @@
 // ops::WeightCacheScope on CUDA (kernels/linear.h, kernels/cuda/weight_cache.h): inside a
-// scope, linear_forward / linear_backward and the grouped linear ops (both Fp8 impls) give
-// the same bits as without one, and each weight's GEMM form is made once: the first use of a
-// form misses, every later use hits; the outermost scope's end releases them all.
+// scope, linear_forward / linear_backward and the grouped linear ops (the loop and the one
+// launch, Bf16 and Fp8) give the same bits as without one, and each weight's GEMM form is
+// made once: the first use of a form misses, every later use hits; the outermost scope's end
+// releases them all. The one launch's weight groups (weight_fp8_group, weight_bf16_group)
+// hold every weight's bits of the per-weight forms.
 #include <cuda_runtime.h>
 
 #include <cstring>
