@@ -66,22 +66,15 @@ std::int64_t check_weights(std::span<const Tensor> w, Device dev, std::int64_t K
 // with 32 experts, 1.18-1.24x and 1.02-1.06x with 64; at the h100-teacher's, 5.6-37x
 // forward and 4.6-11.7x backward (the loop pays a quantize and a GEMM launch per group).
 // Bf16 runs the same structure on its own kernel; Fp32 always loops.
-GroupedImpl resolve(GroupedImpl impl, std::int64_t /*M*/, std::int64_t /*N*/, std::int64_t /*K*/, std::size_t /*G*/) {
-  return impl == GroupedImpl::Auto ? GroupedImpl::OneLaunch : impl;
-}
+GroupedImpl resolve(GroupedImpl impl) { return impl == GroupedImpl::Auto ? GroupedImpl::OneLaunch : impl; }
 #endif
 
 }  // namespace
 
 namespace {
 
-struct Dims {
-  Device dev;
-  std::int64_t M, K, N;
-};
-
-// The checks of grouped_linear_forward.
-Dims check_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, const Tensor& y,
+// The checks of grouped_linear_forward; returns the device.
+Device check_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets, const Tensor& y,
                    const char* op) {
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
@@ -90,12 +83,12 @@ Dims check_forward(const Tensor& x, std::span<const Tensor> w, std::span<const s
   const std::int64_t N = check_weights(w, dev, K, op);
   check_offsets(offsets, w.size(), M, op);
   check_matrix(y, dev, op, "y", M, N);
-  return Dims{dev, M, K, N};
+  return dev;
 }
 
-// The checks of grouped_linear_backward.
-Dims check_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
-                    std::span<const std::int64_t> offsets, const Tensor& dx, std::span<Tensor> dw, const char* op) {
+// The checks of grouped_linear_backward; returns the device.
+Device check_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w,
+                      std::span<const std::int64_t> offsets, const Tensor& dx, std::span<Tensor> dw, const char* op) {
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
   CRUCIBLE_CHECK(x.rank() == 2, op, ": ", describe(x, "x"), " must be a matrix [M, K]");
@@ -110,14 +103,14 @@ Dims check_backward(const Tensor& dy, const Tensor& x, std::span<const Tensor> w
     const std::string role = "dw[" + std::to_string(g) + "]";
     check_matrix(dw[g], dev, op, role.c_str(), N, K);
   }
-  return Dims{dev, M, K, N};
+  return dev;
 }
 
 #ifdef CRUCIBLE_WITH_CUDA
-// The pair ops' fused path: CUDA, both lists resolved to the one launch.
-bool pair_fused(const Dims& a, const Dims& b, std::size_t G, GroupedImpl impl) {
-  return a.dev.is_cuda() && resolve(impl, a.M, a.N, a.K, G) == GroupedImpl::OneLaunch &&
-         resolve(impl, b.M, b.N, b.K, G) == GroupedImpl::OneLaunch;
+// The pair ops' fused path: CUDA, a precision with a grouped kernel (Fp8, Bf16), both lists
+// resolved to the one launch.
+bool pair_fused(Device dev, GemmPrecision p, GroupedImpl impl) {
+  return dev.is_cuda() && p != GemmPrecision::Fp32 && resolve(impl) == GroupedImpl::OneLaunch;
 }
 #endif
 
@@ -126,15 +119,15 @@ bool pair_fused(const Dims& a, const Dims& b, std::size_t G, GroupedImpl impl) {
 void grouped_linear_forward(const Tensor& x, std::span<const Tensor> w, std::span<const std::int64_t> offsets,
                             Tensor& y, GemmPrecision p, const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_forward";
-  const Dims d = check_forward(x, w, offsets, y, op);
-  if (d.dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
+  const Device dev = check_forward(x, w, offsets, y, op);
+  if (dev.is_cpu()) return cpu::grouped_linear_forward(x, w, offsets, y, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (resolve(impl, d.M, d.N, d.K, w.size()) == GroupedImpl::OneLaunch)
+  if (resolve(impl) == GroupedImpl::OneLaunch)
     return cuda::grouped_linear_forward(x, w, offsets, y, p, stream);
   cuda::grouped_linear_forward_loop(x, w, offsets, y, p, stream);
 #else
   (void)stream, (void)impl;
-  detail::fail_no_cuda(op, d.dev);
+  detail::fail_no_cuda(op, dev);
 #endif
 }
 
@@ -142,15 +135,15 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
                              GemmPrecision p, const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_backward";
-  const Dims d = check_backward(dy, x, w, offsets, dx, dw, op);
-  if (d.dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
+  const Device dev = check_backward(dy, x, w, offsets, dx, dw, op);
+  if (dev.is_cpu()) return cpu::grouped_linear_backward(dy, x, w, offsets, dx, dw, p);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (resolve(impl, d.M, d.N, d.K, w.size()) == GroupedImpl::OneLaunch)
+  if (resolve(impl) == GroupedImpl::OneLaunch)
     return cuda::grouped_linear_backward(dy, x, w, offsets, dx, dw, p, stream);
   cuda::grouped_linear_backward_loop(dy, x, w, offsets, dx, dw, p, stream);
 #else
   (void)stream, (void)impl;
-  detail::fail_no_cuda(op, d.dev);
+  detail::fail_no_cuda(op, dev);
 #endif
 }
 
@@ -158,13 +151,12 @@ void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, st
                                  std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, GemmPrecision p,
                                  const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_pair_forward";
-  const Dims d1 = check_forward(x, w1, offsets, y1, op);
-  const Dims d2 = check_forward(x, w2, offsets, y2, op);
+  const Device dev = check_forward(x, w1, offsets, y1, op);
+  check_forward(x, w2, offsets, y2, op);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (pair_fused(d1, d2, w1.size(), impl))
-    return cuda::grouped_linear_pair_forward(x, w1, w2, offsets, y1, y2, p, stream);
+  if (pair_fused(dev, p, impl)) return cuda::grouped_linear_pair_forward(x, w1, w2, offsets, y1, y2, p, stream);
 #else
-  (void)d1, (void)d2;
+  (void)dev;
 #endif
   grouped_linear_forward(x, w1, offsets, y1, p, stream, impl);
   grouped_linear_forward(x, w2, offsets, y2, p, stream, impl);
@@ -175,17 +167,15 @@ void grouped_linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Te
                                   std::span<Tensor> dw1, std::span<Tensor> dw2, GemmPrecision p,
                                   const Stream& stream, GroupedImpl impl) {
   const char* op = "grouped_linear_pair_backward";
-  const Dims d1 = check_backward(dy1, x, w1, offsets, dx, dw1, op);
-  const Dims d2 = check_backward(dy2, x, w2, offsets, dx, dw2, op);
+  const Device dev = check_backward(dy1, x, w1, offsets, dx, dw1, op);
+  check_backward(dy2, x, w2, offsets, dx, dw2, op);
 #ifdef CRUCIBLE_WITH_CUDA
-  if (pair_fused(d1, d2, w1.size(), impl))
+  if (pair_fused(dev, p, impl))
     return cuda::grouped_linear_pair_backward(dy1, dy2, x, w1, w2, offsets, dx, dw1, dw2, p, stream);
-#else
-  (void)d2;
 #endif
   grouped_linear_backward(dy1, x, w1, offsets, dx, dw1, p, stream, impl);
   Tensor dx2;
-  if (dx.defined()) dx2 = Tensor(dx.shape(), DType::F32, d1.dev, "grouped_pair.dx2");
+  if (dx.defined()) dx2 = Tensor(dx.shape(), DType::F32, dev, "grouped_pair.dx2");
   grouped_linear_backward(dy2, x, w2, offsets, dx2, dw2, p, stream, impl);
   if (dx.defined()) axpy(1.0f, dx2, dx, stream);
 }

@@ -95,31 +95,49 @@ void bench_routing(int iters) {
   }
 }
 
+// A head pass's tensors on the GPU: h [T, D], w [V, D] uniform in (-a, a), random targets,
+// dlogp, and the outputs.
+struct HeadTensors {
+  Tensor h, w, targets, dlogp, logp, lse, none, dh, dw;
+  HeadTensors(std::int64_t T, std::int64_t D, std::int64_t V, float a, std::uint64_t seed)
+      : h(gpu_uniform(Shape{T, D}, seed, "h")),
+        w(gpu_uniform(Shape{V, D}, seed + 1, "w", -a, a)),
+        dlogp(gpu_uniform(Shape{T}, seed + 3, "dlogp")),
+        logp(Shape{T}, DType::F32, kGpu, "logp"),
+        lse(Shape{T}, DType::F32, kGpu, "lse"),
+        dh(Shape{T, D}, DType::F32, kGpu, "dh"),
+        dw(Shape{V, D}, DType::F32, kGpu, "dw") {
+    Tensor t(Shape{T}, DType::I32, Device::cpu(), "targets");
+    gpu_test::SplitMix rng{seed + 2};
+    for (std::int32_t& v : t.span<std::int32_t>()) v = static_cast<std::int32_t>(rng.below(V));
+    targets = t.to(kGpu);
+  }
+  double forward_ms(const ops::LogprobHeadOptions& opts, int iters) {
+    return median_ms([&] { ops::logprob_head_forward(h, w, targets, logp, lse, none, opts); }, iters);
+  }
+  double backward_ms(const ops::LogprobHeadOptions& opts, int iters) {
+    return median_ms([&] { ops::logprob_head_backward(dlogp, h, w, targets, lse, dh, dw, opts); }, iters);
+  }
+};
+
 void bench_head(int iters) {
   const cases::HeadCase& c = cases::kHeadCases[0];
   const std::int64_t T = c.tokens, D = c.hidden, V = c.vocab;
   std::printf("\nlogprob head %s, FP32\n", c.name);
   std::printf("  %-28s %10s %10s %10s %8s\n", "pass", "head ms", "GEMM ms", "TFLOP/s", "ratio");
-  const float a = 9.0f / 84.7f;  // logits of std ~3 at D = 7168
-  const Tensor h = gpu_uniform(Shape{T, D}, 11, "h"), w = gpu_uniform(Shape{V, D}, 12, "w", -a, a);
-  Tensor targets(Shape{T}, DType::I32, Device::cpu(), "targets");
-  gpu_test::SplitMix rng{13};
-  for (std::int32_t& v : targets.span<std::int32_t>()) v = static_cast<std::int32_t>(rng.below(V));
-  const Tensor tg = targets.to(kGpu);
-  Tensor logp(Shape{T}, DType::F32, kGpu, "logp"), lse(Shape{T}, DType::F32, kGpu, "lse"), none;
-  Tensor dh(Shape{T, D}, DType::F32, kGpu, "dh"), dw(Shape{V, D}, DType::F32, kGpu, "dw");
-  const Tensor dlogp = gpu_uniform(Shape{T}, 14, "dlogp");
+  HeadTensors t(T, D, V, 9.0f / 84.7f, 11);  // logits of std ~3 at D = 7168
   ops::LogprobHeadOptions opts;
   opts.chunk = c.chunk;
-  const double fwd = median_ms([&] { ops::logprob_head_forward(h, w, tg, logp, lse, none, opts); }, iters);
-  const double bwd = median_ms([&] { ops::logprob_head_backward(dlogp, h, w, tg, lse, dh, dw, opts); }, iters);
+  const double fwd = t.forward_ms(opts, iters);
+  const double bwd = t.backward_ms(opts, iters);
+  const Tensor &h = t.h, &w = t.w;
 
   // The bare GEMMs: logits [T, V] = h w^T; dh = g w; dw += g^T h with g [T, V].
   Tensor logits(Shape{T, V}, DType::F32, kGpu, "logits");
   const cuda::GemmOperand hop{h.raw(), DType::F32}, wop{w.raw(), DType::F32}, gop{logits.raw(), DType::F32};
   auto* lg = static_cast<float*>(logits.raw());
-  auto* dhp = static_cast<float*>(dh.raw());
-  auto* dwp = static_cast<float*>(dw.raw());
+  auto* dhp = static_cast<float*>(t.dh.raw());
+  auto* dwp = static_cast<float*>(t.dw.raw());
   const double g_fwd = median_ms([&] { cuda::gemm_rowmajor(false, true, T, V, D, hop, wop, lg, 0.0f, nullptr); }, iters);
   const double g_bwd = median_ms(
       [&] {
@@ -145,20 +163,13 @@ void bench_head_chunks(int iters) {
   std::printf("\nlogprob head BF16, T %lld, D %lld, V %lld: ms per pass by vocab chunk\n", static_cast<long long>(T),
               static_cast<long long>(D), static_cast<long long>(V));
   std::printf("  %8s %10s %10s %10s\n", "chunk", "forward", "backward", "total");
-  const Tensor h = gpu_uniform(Shape{T, D}, 21, "h"), w = gpu_uniform(Shape{V, D}, 22, "w", -0.1f, 0.1f);
-  Tensor targets(Shape{T}, DType::I32, Device::cpu(), "targets");
-  gpu_test::SplitMix rng{23};
-  for (std::int32_t& v : targets.span<std::int32_t>()) v = static_cast<std::int32_t>(rng.below(V));
-  const Tensor tg = targets.to(kGpu);
-  Tensor logp(Shape{T}, DType::F32, kGpu, "logp"), lse(Shape{T}, DType::F32, kGpu, "lse"), none;
-  Tensor dh(Shape{T, D}, DType::F32, kGpu, "dh"), dw(Shape{V, D}, DType::F32, kGpu, "dw");
-  const Tensor dlogp = gpu_uniform(Shape{T}, 24, "dlogp");
+  HeadTensors t(T, D, V, 0.1f, 21);
   for (std::int64_t chunk : {512, 1024, 2048, 4096, 8192}) {
     ops::LogprobHeadOptions opts;
     opts.chunk = chunk;
     opts.bf16 = true;
-    const double fwd = median_ms([&] { ops::logprob_head_forward(h, w, tg, logp, lse, none, opts); }, iters);
-    const double bwd = median_ms([&] { ops::logprob_head_backward(dlogp, h, w, tg, lse, dh, dw, opts); }, iters);
+    const double fwd = t.forward_ms(opts, iters);
+    const double bwd = t.backward_ms(opts, iters);
     std::printf("  %8lld %10.2f %10.2f %10.2f\n", static_cast<long long>(chunk), fwd, bwd, fwd + bwd);
   }
 }

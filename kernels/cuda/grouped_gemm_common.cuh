@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -109,12 +110,35 @@ __device__ __forceinline__ void store_tile(const P& p, int m0, int n0, const flo
   }
 }
 
-// Host side. Gives q its first CTA (the running tile count) and counts its tiles.
-template <class P>
-void place(P& q, std::int64_t& tiles, const char* what) {
-  q.tile_begin = static_cast<std::int32_t>(tiles);
-  tiles += static_cast<std::int64_t>((q.M + kTile - 1) / kTile) * ((q.N + kTile - 1) / kTile);
-  CRUCIBLE_CHECK(tiles < (std::int64_t{1} << 31), what, ": ", tiles, " output tiles exceed the grid");
+// Host side. The problems to launch, each given its first CTA (`tiles` ends as their
+// count): negative sizes are refused, empty problems (M or N = 0, or K = 0 with beta 1)
+// dropped; beta must be 0 or 1 and the operands 16-byte aligned with lda, ldb >= K and
+// multiples of `ld_multiple` (16 bytes of codes); `check` runs on each kept problem.
+template <class P, class Check>
+std::vector<P> placed(std::span<const P> problems, const char* what, std::int64_t ld_multiple, std::int64_t& tiles,
+                      Check&& check) {
+  std::vector<P> work;
+  work.reserve(problems.size());
+  tiles = 0;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    P q = problems[i];
+    CRUCIBLE_CHECK(q.M >= 0 && q.N >= 0 && q.K >= 0, what, ": problem ", i, " has a negative size [", q.M, ", ",
+                   q.N, ", ", q.K, "]");
+    if (q.M == 0 || q.N == 0) continue;
+    if (q.K == 0 && q.beta != 0.0f) continue;  // C += 0
+    CRUCIBLE_CHECK(q.beta == 0.0f || q.beta == 1.0f, what, ": beta must be 0 or 1, got ", q.beta);
+    CRUCIBLE_CHECK(q.lda % ld_multiple == 0 && q.ldb % ld_multiple == 0 && q.lda >= q.K && q.ldb >= q.K &&
+                       reinterpret_cast<std::uintptr_t>(q.a) % 16 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(q.b) % 16 == 0,
+                   what, ": problem ", i, " needs 16-byte aligned operands with lda, ldb >= K and multiples of ",
+                   ld_multiple, " (got lda ", q.lda, ", ldb ", q.ldb, ", K ", q.K, ")");
+    check(q, i);
+    q.tile_begin = static_cast<std::int32_t>(tiles);
+    tiles += static_cast<std::int64_t>((q.M + kTile - 1) / kTile) * ((q.N + kTile - 1) / kTile);
+    CRUCIBLE_CHECK(tiles < (std::int64_t{1} << 31), what, ": ", tiles, " output tiles exceed the grid");
+    work.push_back(q);
+  }
+  return work;
 }
 
 // Uploads the placed problems and launches kernel<<<tiles, kThreads, smem>>> on `stream` (a

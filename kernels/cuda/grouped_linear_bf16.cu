@@ -16,7 +16,6 @@
 #include <atomic>
 #include <vector>
 
-#include "core/error.h"
 #include "kernels/cuda/grouped_gemm_common.cuh"
 #include "kernels/cuda/grouped_linear_bf16_cuda.h"
 #include "kernels/cuda/sm90_wgmma.cuh"
@@ -111,25 +110,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 }  // namespace
 
 void sm90_bf16_grouped_gemm_nt(std::span<const Bf16GroupedProblem> problems, cudaStream_t stream) {
-  std::vector<Bf16GroupedProblem> work;
-  work.reserve(problems.size());
   std::int64_t tiles = 0;
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    Bf16GroupedProblem q = problems[i];
-    CRUCIBLE_CHECK(q.M >= 0 && q.N >= 0 && q.K >= 0, "sm90_bf16_grouped_gemm_nt: problem ", i,
-                   " has a negative size [", q.M, ", ", q.N, ", ", q.K, "]");
-    if (q.M == 0 || q.N == 0) continue;
-    if (q.K == 0 && q.beta != 0.0f) continue;  // C += 0
-    CRUCIBLE_CHECK(q.beta == 0.0f || q.beta == 1.0f, "sm90_bf16_grouped_gemm_nt: beta must be 0 or 1, got ",
-                   q.beta);
-    CRUCIBLE_CHECK(q.lda % 8 == 0 && q.ldb % 8 == 0 && q.lda >= q.K && q.ldb >= q.K &&
-                       reinterpret_cast<std::uintptr_t>(q.a) % 16 == 0 &&
-                       reinterpret_cast<std::uintptr_t>(q.b) % 16 == 0,
-                   "sm90_bf16_grouped_gemm_nt: problem ", i, " needs 16-byte aligned operands with lda, ldb >= K ",
-                   "and multiples of 8 (got lda ", q.lda, ", ldb ", q.ldb, ", K ", q.K, ")");
-    place(q, tiles, "sm90_bf16_grouped_gemm_nt");
-    work.push_back(q);
-  }
+  const std::vector<Bf16GroupedProblem> work =
+      placed(problems, "sm90_bf16_grouped_gemm_nt", 8, tiles, [](const Bf16GroupedProblem&, std::size_t) {});
   static std::atomic<std::uint64_t> smem_set{0};
   launch(sm90_bf16_grouped_gemm_nt_kernel, work, tiles, kSmemBytes, smem_set, "the BF16 grouped GEMM", stream);
 }

@@ -22,7 +22,6 @@
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/stream_fan.h"
 #include "kernels/cuda/weight_cache.h"
-#include "kernels/tensor_ops.h"
 
 namespace crucible::cuda {
 
@@ -69,7 +68,7 @@ void set_b(Fp8GroupedProblem& q, const Fp8WeightGroup& wg, std::size_t g) {
   q.ldb = wg.k_p;
   q.b_scale = wg.scales(g);
   q.b_scale_group = static_cast<std::int32_t>(kFp8BlockSize);
-  q.b_scale_row = wg.L4;
+  q.b_scale_row = wg.L4();
   q.b_scale_kb = 1;
 }
 
@@ -88,34 +87,20 @@ void dgrad_lists(std::span<const Tensor* const> dy, Tensor& dx, cudaStream_t st,
   if (!written) CHECK_CUDA(cudaMemsetAsync(dx.raw(), 0, static_cast<std::size_t>(dx.nbytes()), st));
 }
 
-// The Fprop problem of group g (rows [r0, r0 + n)): y_g [n, N] = x_g W_g^T.
-Fp8GroupedProblem fprop(const Fp8GemmInput& qx, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
-                        std::int64_t n, const Tensor& y, std::int64_t K) {
-  const std::int64_t N = y.dim(1);
+// Group g's problem over rows [r0, r0 + n) of a 1x128-tiled operand and weight g of a
+// group: c_g [n, C] (+)= a_g [n, K] B_g^T, C = c's columns. Fprop: a = x, B = W (c = y);
+// Dgrad: a = dy, B = W^T (c = dx, K = N).
+Fp8GroupedProblem rows_problem(const Fp8GemmInput& qa, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
+                               std::int64_t n, const Tensor& c, std::int64_t K, float beta) {
+  const std::int64_t C = c.dim(1);
   Fp8GroupedProblem q;
-  set_a(q, qx, r0);
+  set_a(q, qa, r0);
   set_b(q, wq, g);
-  q.c = f32_mut(y) + r0 * N;
-  q.ldc = N;
+  q.c = f32_mut(c) + r0 * C;
+  q.ldc = C;
   q.M = i32(n, "group rows");
-  q.N = i32(N, "N");
+  q.N = i32(C, "output columns");
   q.K = i32(K, "K");
-  q.beta = 0.0f;
-  return q;
-}
-
-// The Dgrad problem of group g: dx_g [n, K] (+)= dy_g [n, N] W_g (NT with W_g^T as B).
-Fp8GroupedProblem dgrad(const Fp8GemmInput& qdy, const Fp8WeightGroup& wtq, std::size_t g, std::int64_t r0,
-                        std::int64_t n, const Tensor& dx, std::int64_t N, float beta) {
-  const std::int64_t K = dx.dim(1);
-  Fp8GroupedProblem q;
-  set_a(q, qdy, r0);
-  set_b(q, wtq, g);
-  q.c = f32_mut(dx) + r0 * K;
-  q.ldc = K;
-  q.M = i32(n, "group rows");
-  q.N = i32(K, "K");
-  q.K = i32(N, "N");
   q.beta = beta;
   return q;
 }
@@ -201,7 +186,7 @@ void fp8_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, st
     const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
     if (n == 0) continue;
     for (std::size_t j = 0; j < w.size(); ++j)
-      if (wq[j] != nullptr) problems.push_back(fprop(qx, *wq[j], g, r0, n, *y[j], K));
+      if (wq[j] != nullptr) problems.push_back(rows_problem(qx, *wq[j], g, r0, n, *y[j], K, 0.0f));
   }
   sm90_fp8_grouped_gemm_nt(problems, st);
 }
@@ -222,7 +207,7 @@ void fp8_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<
     std::vector<Fp8GroupedProblem> problems;
     for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
       const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-      if (n > 0) problems.push_back(dgrad(qdy, wtq, g, r0, n, dx, N, beta));
+      if (n > 0) problems.push_back(rows_problem(qdy, wtq, g, r0, n, dx, N, beta));
     }
     sm90_fp8_grouped_gemm_nt(problems, st);
   });
@@ -351,7 +336,7 @@ void bf16_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span
   for (const Tensor* d : dy) dyt.push_back(bf16_groups_transposed(*d, offsets, st));
   std::vector<Bf16GroupedProblem> problems;
   for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
-    if (xt.at.empty() || xt.at[g] < 0) continue;
+    if (xt.at[g] < 0) continue;
     const std::int64_t n = offsets[g + 1] - offsets[g];
     for (std::size_t j = 0; j < w.size(); ++j) {
       if (dyt[j].cols == 0) continue;
@@ -475,8 +460,9 @@ void grouped_linear_backward_loop(const Tensor& dy, const Tensor& x, std::span<c
 
 namespace {
 
-// The one-launch ops for one or more weight lists over x: Fp8 or Bf16 grouped kernels,
-// Fp32 the loop (one list at a time; lists after the first add into dx by axpy).
+// The one-launch ops for one or more weight lists over x: the Fp8 or Bf16 grouped kernels;
+// Fp32 has no grouped kernel and runs one list through the loop (the ops:: layer sends the
+// pair ops in Fp32 to two single ops).
 void grouped_forward(const Tensor& x, std::span<const std::span<const Tensor>> w,
                      std::span<const std::int64_t> offsets, std::span<Tensor* const> y, GemmPrecision p,
                      const Stream& stream, const char* op) {
@@ -484,7 +470,8 @@ void grouped_forward(const Tensor& x, std::span<const std::span<const Tensor>> w
   const cudaStream_t st = stream_on(stream, x.device(), op);
   if (p == GemmPrecision::Fp8) return fp8_forward(x, w, offsets, y, st);
   if (p == GemmPrecision::Bf16) return bf16_forward(x, w, offsets, y, st);
-  for (std::size_t j = 0; j < w.size(); ++j) grouped_linear_forward_loop(x, w[j], offsets, *y[j], p, stream);
+  CRUCIBLE_CHECK(w.size() == 1, op, ": Fp32 runs one weight list at a time");
+  grouped_linear_forward_loop(x, w[0], offsets, *y[0], p, stream);
 }
 
 void grouped_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span<const std::span<const Tensor>> w,
@@ -494,13 +481,8 @@ void grouped_backward(std::span<const Tensor* const> dy, const Tensor& x, std::s
   const cudaStream_t st = stream_on(stream, x.device(), op);
   if (p == GemmPrecision::Fp8) return fp8_backward(dy, x, w, offsets, dx, dw, st);
   if (p == GemmPrecision::Bf16) return bf16_backward(dy, x, w, offsets, dx, dw, st);
-  Tensor more;  // the later lists' dx
-  if (dx.defined() && w.size() > 1) more = Tensor(dx.shape(), DType::F32, dx.device(), "grouped.dx_more");
-  for (std::size_t j = 0; j < w.size(); ++j) {
-    Tensor& out = j == 0 ? dx : more;
-    grouped_linear_backward_loop(*dy[j], x, w[j], offsets, out, dw[j], p, stream);
-    if (j > 0 && dx.defined()) ops::axpy(1.0f, more, dx, stream);
-  }
+  CRUCIBLE_CHECK(w.size() == 1, op, ": Fp32 runs one weight list at a time");
+  grouped_linear_backward_loop(*dy[0], x, w[0], offsets, dx, dw[0], p, stream);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ void grouped_linear_backward(const Tensor& dy, const Tensor& x, std::span<const 
                              std::span<const std::int64_t> offsets, Tensor& dx, std::span<Tensor> dw,
                              ops::GemmPrecision p, const Stream& stream);
 
-// kernels/grouped_linear.h's pair ops (Fp32: the loop per list, dx summed by axpy).
+// kernels/grouped_linear.h's pair ops, Fp8 and Bf16 (the ops:: layer runs Fp32 as two single ops).
 void grouped_linear_pair_forward(const Tensor& x, std::span<const Tensor> w1, std::span<const Tensor> w2,
                                  std::span<const std::int64_t> offsets, Tensor& y1, Tensor& y2, ops::GemmPrecision p,
                                  const Stream& stream);

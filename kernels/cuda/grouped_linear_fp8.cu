@@ -20,14 +20,10 @@
 //                   adjacent columns at a time where C's rows allow, guarded.
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <atomic>
-#include <string>
 #include <vector>
 
-#include "core/cuda_check.h"
 #include "core/error.h"
-#include "kernels/cuda/cublaslt_context.h"
 #include "kernels/cuda/grouped_linear_fp8_cuda.h"
 #include "kernels/cuda/grouped_gemm_common.cuh"
 #include "kernels/cuda/sm90_wgmma.cuh"
@@ -169,27 +165,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 }  // namespace
 
 void sm90_fp8_grouped_gemm_nt(std::span<const Fp8GroupedProblem> problems, cudaStream_t stream) {
-  std::vector<Fp8GroupedProblem> work;
-  work.reserve(problems.size());
   std::int64_t tiles = 0;
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    Fp8GroupedProblem q = problems[i];
-    CRUCIBLE_CHECK(q.M >= 0 && q.N >= 0 && q.K >= 0, "sm90_fp8_grouped_gemm_nt: problem ", i,
-                   " has a negative size [", q.M, ", ", q.N, ", ", q.K, "]");
-    if (q.M == 0 || q.N == 0) continue;
-    if (q.K == 0 && q.beta != 0.0f) continue;  // C += 0
-    CRUCIBLE_CHECK(q.beta == 0.0f || q.beta == 1.0f, "sm90_fp8_grouped_gemm_nt: beta must be 0 or 1, got ",
-                   q.beta);
-    CRUCIBLE_CHECK(q.lda % 16 == 0 && q.ldb % 16 == 0 && q.lda >= q.K && q.ldb >= q.K &&
-                       reinterpret_cast<std::uintptr_t>(q.a) % 16 == 0 &&
-                       reinterpret_cast<std::uintptr_t>(q.b) % 16 == 0,
-                   "sm90_fp8_grouped_gemm_nt: problem ", i, " needs 16-byte aligned codes with lda, ldb >= K ",
-                   "and multiples of 16 (got lda ", q.lda, ", ldb ", q.ldb, ", K ", q.K, ")");
-    CRUCIBLE_CHECK(q.b_scale_group == 1 || q.b_scale_group == 128, "sm90_fp8_grouped_gemm_nt: b_scale_group ",
-                   q.b_scale_group, " must be 1 or 128");
-    place(q, tiles, "sm90_fp8_grouped_gemm_nt");
-    work.push_back(q);
-  }
+  const std::vector<Fp8GroupedProblem> work =
+      placed(problems, "sm90_fp8_grouped_gemm_nt", 16, tiles, [](const Fp8GroupedProblem& q, std::size_t) {
+        CRUCIBLE_CHECK(q.b_scale_group == 1 || q.b_scale_group == 128, "sm90_fp8_grouped_gemm_nt: b_scale_group ",
+                       q.b_scale_group, " must be 1 or 128");
+      });
   static std::atomic<std::uint64_t> smem_set{0};
   launch(sm90_e4m3_grouped_gemm_nt_kernel, work, tiles, kSmemBytes, smem_set, "the FP8 grouped GEMM", stream);
 }

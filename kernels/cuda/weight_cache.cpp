@@ -96,11 +96,9 @@ Fp8WeightGroup make_fp8_group(std::span<const Tensor> w, bool transposed, std::i
   Fp8WeightGroup g;
   g.rows_p = rows_p;
   g.k_p = k_p;
-  g.Rp = (rows_p + kFp8BlockSize - 1) / kFp8BlockSize;
-  g.L4 = ((k_p + kFp8BlockSize - 1) / kFp8BlockSize + 3) / 4 * 4;
   const auto G = static_cast<std::int64_t>(w.size());
   g.q = DeviceScratch(static_cast<std::size_t>(G * rows_p * k_p), st);
-  g.scale = DeviceScratch(static_cast<std::size_t>(G * g.Rp * g.L4) * sizeof(float), st);
+  g.scale = DeviceScratch(static_cast<std::size_t>(G * g.Rp() * g.L4()) * sizeof(float), st);
   quantize_fp8_weight_blocks(src, rows, cols, transposed, g.q.as<std::uint8_t>(), g.scale.as<float>(), rows_p, k_p,
                              st);
   return g;

@@ -34,9 +34,11 @@ const Fp8GemmInput& weight_fp8(const Tensor& w, bool transposed, std::int64_t ro
 // ([Rp, L4], K blocks contiguous) at scales(g).
 struct Fp8WeightGroup {
   DeviceScratch q, scale;
-  std::int64_t rows_p = 0, k_p = 0, Rp = 0, L4 = 0;
+  std::int64_t rows_p = 0, k_p = 0;
+  std::int64_t Rp() const { return (rows_p + kFp8BlockSize - 1) / kFp8BlockSize; }           // block rows
+  std::int64_t L4() const { return ((k_p + kFp8BlockSize - 1) / kFp8BlockSize + 3) / 4 * 4; }  // K blocks, padded
   const std::uint8_t* codes(std::size_t g) const { return q.as<std::uint8_t>() + g * rows_p * k_p; }
-  const float* scales(std::size_t g) const { return scale.as<float>() + g * Rp * L4; }
+  const float* scales(std::size_t g) const { return scale.as<float>() + g * Rp() * L4(); }
 };
 
 // Every weight of w (same shape) as weight_fp8(w[g], transposed, rows_p, k_p) gives it, bit

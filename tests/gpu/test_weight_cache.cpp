@@ -168,7 +168,7 @@ TEST_CASE("weight_fp8_group: one launch gives every weight's weight_fp8 bits, W 
         cuda::Fp8GemmInput one;
         const cuda::Fp8GemmInput& ref = cuda::weight_fp8(w[g], transposed, rows_p, k_p, one, nullptr);
         const std::size_t code_bytes = static_cast<std::size_t>(rows_p * k_p);
-        const std::size_t scale_bytes = static_cast<std::size_t>(wq.Rp * wq.L4) * sizeof(float);
+        const std::size_t scale_bytes = static_cast<std::size_t>(wq.Rp() * wq.L4()) * sizeof(float);
         std::vector<unsigned char> a(code_bytes), b(code_bytes), sa(scale_bytes), sb(scale_bytes);
         REQUIRE(cudaMemcpy(a.data(), wq.codes(g), code_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
         REQUIRE(cudaMemcpy(b.data(), ref.q.get(), code_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
