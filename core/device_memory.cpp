@@ -27,6 +27,15 @@ namespace crucible {
 namespace {
 constexpr std::size_t kHostAlignment = 64;
 
+// CRUCIBLE_POISON_EMPTY=1: Init::Unspecified memory filled with 0xFF (read once).
+bool poison_empty() {
+  static const bool on = [] {
+    const char* v = std::getenv("CRUCIBLE_POISON_EMPTY");
+    return v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
+  }();
+  return on;
+}
+
 #ifdef CRUCIBLE_WITH_CUDA
 // The device's default pool keeps what is freed (release threshold: unlimited), so
 // the many short-lived activations of a step reuse pool memory: no cudaMalloc, and no
@@ -49,12 +58,13 @@ void keep_pool_memory(int device) {
 #endif
 }  // namespace
 
-void* device_alloc(Device device, std::size_t bytes) {
+void* device_alloc(Device device, std::size_t bytes, Init init) {
+  const int fill = init == Init::Unspecified && poison_empty() ? 0xFF : 0;
   if (device.is_cpu()) {
     std::size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
     void* p = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
     if (!p) CRUCIBLE_FAIL("out of host memory allocating ", bytes, " bytes");
-    std::memset(p, 0, rounded);
+    std::memset(p, fill, rounded);
     return p;
   }
 #ifdef CRUCIBLE_WITH_CUDA
@@ -65,7 +75,7 @@ void* device_alloc(Device device, std::size_t bytes) {
     // Stream::create stream (blocking) is ordered with.
     keep_pool_memory(device.index);
     CRUCIBLE_CORE_CHECK_CUDA(cudaMallocAsync(&p, bytes, cudaStreamLegacy));
-    CRUCIBLE_CORE_CHECK_CUDA(cudaMemsetAsync(p, 0, bytes, cudaStreamLegacy));
+    if (init == Init::Zero || fill != 0) CRUCIBLE_CORE_CHECK_CUDA(cudaMemsetAsync(p, fill, bytes, cudaStreamLegacy));
   }
   return p;
 #else

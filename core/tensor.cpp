@@ -8,8 +8,8 @@
 
 namespace crucible {
 
-Storage::Storage(Device device, std::size_t bytes) : device_(device), bytes_(bytes) {
-  data_ = device_alloc(device, bytes);
+Storage::Storage(Device device, std::size_t bytes, Init init) : device_(device), bytes_(bytes) {
+  data_ = device_alloc(device, bytes, init);
 }
 
 Storage::~Storage() { device_free(device_, data_); }
@@ -57,8 +57,11 @@ bool operator==(const Shape& a, const Shape& b) {
 }
 
 Tensor::Tensor(Shape shape, DType dtype, Device device, std::string name)
-    : storage_(std::make_shared<Storage>(device, static_cast<std::size_t>(shape.numel()) *
-                                                     dtype_size(dtype))),
+    : Tensor(shape, dtype, device, std::move(name), Init::Zero) {}
+
+Tensor::Tensor(Shape shape, DType dtype, Device device, std::string name, Init init)
+    : storage_(std::make_shared<Storage>(device, static_cast<std::size_t>(shape.numel()) * dtype_size(dtype),
+                                         init)),
       shape_(shape),
       dtype_(dtype),
       name_(std::move(name)) {}
@@ -121,7 +124,7 @@ Tensor Tensor::view_as(DType dtype, Shape shape) const {
 }
 
 Tensor Tensor::to(Device device) const {
-  Tensor t(shape_, dtype_, device, name_);
+  Tensor t(shape_, dtype_, device, name_, Init::Unspecified);  // copy_from writes every byte
   t.copy_from(*this);
   return t;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/device_memory.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -24,7 +25,7 @@ namespace crucible {
 // Raw bytes on one device. CPU storage is 64-byte aligned and zero-initialized.
 class Storage {
  public:
-  Storage(Device device, std::size_t bytes);
+  Storage(Device device, std::size_t bytes, Init init = Init::Zero);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -80,12 +81,16 @@ class Tensor {
   Tensor() = default;
   // Allocates fresh zeroed storage.
   Tensor(Shape shape, DType dtype, Device device = Device::cpu(), std::string name = {});
+  // Allocates fresh storage (init: see core/device_memory.h).
+  Tensor(Shape shape, DType dtype, Device device, std::string name, Init init);
   // A view into existing storage at a byte offset.
   Tensor(std::shared_ptr<Storage> storage, std::size_t byte_offset, Shape shape, DType dtype,
          std::string name = {});
 
-  static Tensor empty(Shape shape, DType dtype, Device device = Device::cpu()) {
-    return Tensor(shape, dtype, device);
+  // Fresh storage whose contents are unspecified (not zeroed on a GPU): for outputs that
+  // the next op overwrites whole. CRUCIBLE_POISON_EMPTY=1 fills it with NaN bytes.
+  static Tensor empty(Shape shape, DType dtype, Device device = Device::cpu(), std::string name = {}) {
+    return Tensor(shape, dtype, device, std::move(name), Init::Unspecified);
   }
 
   bool defined() const { return storage_ != nullptr; }

@@ -45,9 +45,11 @@ inline ops::GemmPrecision linear_precision(const ModelConfig& c) {
 }
 
 // A fresh FP32 activation [rows, cols] on `device` (the model's), named for dumps
-// ("layer3.attn.q").
+// ("layer3.attn.q"). Its contents are unspecified (Tensor::empty: not zeroed on a GPU):
+// every activation is the output (=) of the op that follows its allocation, which
+// tests/model's runs under CRUCIBLE_POISON_EMPTY=1 check.
 inline Tensor activation(Device device, std::int64_t rows, std::int64_t cols, std::string name) {
-  return Tensor(Shape{rows, cols}, DType::F32, device, std::move(name));
+  return Tensor::empty(Shape{rows, cols}, DType::F32, device, std::move(name));
 }
 
 }  // namespace crucible

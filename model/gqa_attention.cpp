@@ -27,17 +27,17 @@ void gqa_forward(const ModelConfig& c, const GqaParams& p, const Tensor& x, cons
   const std::int64_t T = x.dim(0), nh = c.num_attention_heads, nkv = c.kv_heads(), d = c.attn_head_dim();
   const auto prec = linear_precision(c);
   s.x = x;
-  s.q = Tensor(Shape{T, nh, d}, DType::F32, dev, "attn.q");
-  s.k = Tensor(Shape{T, nkv, d}, DType::F32, dev, "attn.k");
-  s.v = Tensor(Shape{T, nkv, d}, DType::F32, dev, "attn.v");
+  s.q = Tensor::empty(Shape{T, nh, d}, DType::F32, dev, "attn.q");
+  s.k = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev, "attn.k");
+  s.v = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev, "attn.v");
   Tensor q2 = s.q.reshape(Shape{T, nh * d}), k2 = s.k.reshape(Shape{T, nkv * d}), v2 = s.v.reshape(Shape{T, nkv * d});
   ops::linear_forward(x, p.q.w, p.q_b.w, q2, prec);
   ops::linear_forward(x, p.k.w, p.k_b.w, k2, prec);
   ops::linear_forward(x, p.v.w, p.v_b.w, v2, prec);
   ops::rope_apply(s.q, seq.pos, seq.rope->cos, seq.rope->sin, d, false);
   ops::rope_apply(s.k, seq.pos, seq.rope->cos, seq.rope->sin, d, false);
-  s.o = Tensor(Shape{T, nh, d}, DType::F32, dev, "attn.o");
-  s.lse = Tensor(Shape{T, nh}, DType::F32, dev, "attn.lse");
+  s.o = Tensor::empty(Shape{T, nh, d}, DType::F32, dev, "attn.o");
+  s.lse = Tensor::empty(Shape{T, nh}, DType::F32, dev, "attn.lse");
   ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
   ops::linear_forward(s.o.reshape(Shape{T, nh * d}), p.o.w, Tensor(), y, prec);
 }
@@ -50,7 +50,9 @@ void gqa_backward(const ModelConfig& c, GqaParams& p, const Tensor& dy, const Se
   Tensor none;
   Tensor d_o = activation(dev, T, nh * d, "attn.do");
   ops::linear_backward(dy, s.o.reshape(Shape{T, nh * d}), p.o.w, d_o, p.o.g, none, prec);
-  Tensor dq(Shape{T, nh, d}, DType::F32, dev), dk(Shape{T, nkv, d}, DType::F32, dev), dv(Shape{T, nkv, d}, DType::F32, dev);
+  // Written whole by the op that follows each allocation (tests/model run poisoned).
+  Tensor dq = Tensor::empty(Shape{T, nh, d}, DType::F32, dev), dk = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev);
+  Tensor dv = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev);
   ops::attention_backward(d_o.reshape(Shape{T, nh, d}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
                           static_cast<float>(c.softmax_scale()), dq, dk, dv);
   // RoPE is a rotation: its backward is the inverse rotation.

@@ -38,7 +38,7 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   s.x = x;
 
   // Queries.
-  s.q = Tensor(Shape{T, nh, dqk}, DType::F32, dev, "mla.q");
+  s.q = Tensor::empty(Shape{T, nh, dqk}, DType::F32, dev, "mla.q");
   Tensor q2 = s.q.reshape(Shape{T, nh * dqk});
   if (c.q_lora_rank > 0) {
     s.cq = activation(dev, T, c.q_lora_rank, "mla.cq");
@@ -56,7 +56,7 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   ops::linear_forward(x, p.kv_a.w, Tensor(), kv_a, prec);
   s.ckv = activation(dev, T, kvr, "mla.ckv");
   ops::copy_columns(kv_a, 0, s.ckv, 0, kvr);
-  Tensor k_rope(Shape{T, 1, rope}, DType::F32, dev, "mla.k_rope");
+  Tensor k_rope = Tensor::empty(Shape{T, 1, rope}, DType::F32, dev, "mla.k_rope");
   ops::copy_columns(kv_a, kvr, k_rope, 0, rope);
   s.ckv_n = activation(dev, T, kvr, "mla.ckv_n");
   s.ckv_rstd = Tensor(Shape{T}, DType::F32, dev, "mla.ckv_rstd");
@@ -67,15 +67,15 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   // RoPE on the rope dims (interleaved): the shared key once, each query head.
   ops::rope_apply(k_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
   // Per-head column blocks move as one copy each: [T, nh, d] viewed as [T nh, d] rows.
-  Tensor q_rope(Shape{T, nh, rope}, DType::F32, dev, "mla.q_rope");
+  Tensor q_rope = Tensor::empty(Shape{T, nh, rope}, DType::F32, dev, "mla.q_rope");
   Tensor q_rows = s.q.reshape(Shape{T * nh, dqk}), q_rope_rows = q_rope.reshape(Shape{T * nh, rope});
   ops::copy_columns(q_rows, nope, q_rope_rows, 0, rope);
   ops::rope_apply(q_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
 
   std::optional<profile::Scope> part;
   part.emplace("mla.fwd.headcopy");
-  s.k = Tensor(Shape{T, nh, dqk}, DType::F32, dev, "mla.k");
-  s.v = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.v");
+  s.k = Tensor::empty(Shape{T, nh, dqk}, DType::F32, dev, "mla.k");
+  s.v = Tensor::empty(Shape{T, nh, dv}, DType::F32, dev, "mla.v");
   Tensor k2 = s.k.reshape(Shape{T, nh * dqk});
   Tensor k_rows = s.k.reshape(Shape{T * nh, dqk}), v_rows = s.v.reshape(Shape{T * nh, dv});
   const Tensor kv_rows = kv.reshape(Shape{T * nh, nope + dv});
@@ -86,8 +86,8 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   ops::repeat_columns(kr2, 0, k2, nope, rope, nh, dqk);  // the shared rope key, to every head
 
   part.reset();
-  s.o = Tensor(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
-  s.lse = Tensor(Shape{T, nh}, DType::F32, dev, "mla.lse");
+  s.o = Tensor::empty(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
+  s.lse = Tensor::empty(Shape{T, nh}, DType::F32, dev, "mla.lse");
   CRUCIBLE_PROFILE_SCOPE("mla.fwd.core+o");
   ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
   ops::linear_forward(s.o.reshape(Shape{T, nh * dv}), p.o.w, Tensor(), y, prec);
@@ -104,7 +104,9 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
 
   Tensor d_o = activation(dev, T, nh * dv, "mla.do");
   ops::linear_backward(dy, s.o.reshape(Shape{T, nh * dv}), p.o.w, d_o, p.o.g, none, prec);
-  Tensor dq(Shape{T, nh, dqk}, DType::F32, dev), dk(Shape{T, nh, dqk}, DType::F32, dev), dv_(Shape{T, nh, dv}, DType::F32, dev);
+  // Written whole by the op that follows each allocation (tests/model run poisoned).
+  Tensor dq = Tensor::empty(Shape{T, nh, dqk}, DType::F32, dev), dk = Tensor::empty(Shape{T, nh, dqk}, DType::F32, dev);
+  Tensor dv_ = Tensor::empty(Shape{T, nh, dv}, DType::F32, dev);
   std::optional<profile::Scope> part;
   part.emplace("mla.bwd.core");
   ops::attention_backward(d_o.reshape(Shape{T, nh, dv}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
@@ -119,7 +121,7 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   Tensor dkv = activation(dev, T, nh * (nope + dv), "mla.dkv");
   Tensor dk_rope(Shape{T, 1, rope}, DType::F32, dev);
   Tensor dkr2 = dk_rope.reshape(Shape{T, rope});
-  Tensor dq_rope(Shape{T, nh, rope}, DType::F32, dev);
+  Tensor dq_rope = Tensor::empty(Shape{T, nh, rope}, DType::F32, dev);
   Tensor dkv_rows = dkv.reshape(Shape{T * nh, nope + dv}), dq_rope_rows = dq_rope.reshape(Shape{T * nh, rope});
   ops::copy_columns(dk_rows, 0, dkv_rows, 0, nope);
   ops::copy_columns(dv_rows, 0, dkv_rows, nope, dv);

@@ -69,7 +69,7 @@ void Mtp::backward(Transformer& model, const std::vector<Tensor>& dlogp, Forward
   const std::int64_t T = st.h_last.dim(0);
   const Device dev = model.device();
   const std::string head_name = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  Tensor carry = activation(dev, T, H, "mtp.d_next");  // gradient into h_k from depth k+1
+  Tensor carry(Shape{T, H}, DType::F32, dev, "mtp.d_next");  // gradient into h_k from depth k+1: none (0) at the last
   for (std::int64_t k = c.num_nextn_predict_layers; k >= 1; --k) {
     MtpDepth& d = ms.depths[k - 1];
     const std::string p = "model.layers." + std::to_string(L + k - 1) + ".";

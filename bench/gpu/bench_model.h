@@ -4,6 +4,7 @@
 // precision, random token sequences, and wall-clock medians of whole calls.
 #pragma once
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -75,11 +76,15 @@ double wall_ms(F&& f) {
 }
 
 // One warm-up call (cuBLASLt algorithms, pool memory), then the median of `iters` calls.
+// The timed calls are a profiler capture range (cudaProfilerStart/Stop): what
+// bench/gpu/trace and `nsys --capture-range=cudaProfilerApi` record.
 template <typename F>
 double median_wall_ms(F&& f, std::int64_t iters) {
   wall_ms(f);
   std::vector<double> ms;
+  cudaProfilerStart();
   for (std::int64_t i = 0; i < iters; ++i) ms.push_back(wall_ms(f));
+  cudaProfilerStop();
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }

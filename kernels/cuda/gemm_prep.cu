@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -30,6 +31,24 @@ __global__ void cast_f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = __float2bfloat16_rn(x[i]);
+}
+
+// NOTE: 8 elements per thread (two 16-byte loads, one 16-byte store): the scalar loop
+// above moves 6 bytes per thread per iteration and reaches about half the bandwidth.
+// Needs x and y 16-byte aligned; n8 = n / 8 groups (the caller casts the tail).
+__global__ void cast_f32_to_bf16_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ y, std::int64_t n8) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n8; i += stride) {
+    const float4 a = x[2 * i], b = x[2 * i + 1];
+    const __nv_bfloat162 p0 = __floats2bfloat162_rn(a.x, a.y), p1 = __floats2bfloat162_rn(a.z, a.w);
+    const __nv_bfloat162 p2 = __floats2bfloat162_rn(b.x, b.y), p3 = __floats2bfloat162_rn(b.z, b.w);
+    uint4 out;
+    out.x = *reinterpret_cast<const unsigned*>(&p0);
+    out.y = *reinterpret_cast<const unsigned*>(&p1);
+    out.z = *reinterpret_cast<const unsigned*>(&p2);
+    out.w = *reinterpret_cast<const unsigned*>(&p3);
+    y[i] = out;
+  }
 }
 
 // One block per (band, 32-row tile) x 32-column tile, through shared memory as the
@@ -117,9 +136,19 @@ __global__ void column_sum_accumulate_kernel(const float* __restrict__ dy, float
 
 void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, void* stream) {
   if (n == 0) return;
-  cast_f32_to_bf16_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      x, reinterpret_cast<__nv_bfloat16*>(y), n);
-  CHECK_CUDA_LAUNCH();
+  const auto st = static_cast<cudaStream_t>(stream);
+  const bool aligned = reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && reinterpret_cast<std::uintptr_t>(y) % 16 == 0;
+  const std::int64_t n8 = aligned ? n / 8 : 0;
+  if (n8 > 0) {
+    cast_f32_to_bf16_x8_kernel<<<grid_for(n8), kThreads, 0, st>>>(reinterpret_cast<const float4*>(x),
+                                                                   reinterpret_cast<uint4*>(y), n8);
+    CHECK_CUDA_LAUNCH();
+  }
+  if (n8 * 8 < n) {
+    cast_f32_to_bf16_kernel<<<grid_for(n - n8 * 8), kThreads, 0, st>>>(
+        x + n8 * 8, reinterpret_cast<__nv_bfloat16*>(y) + n8 * 8, n - n8 * 8);
+    CHECK_CUDA_LAUNCH();
+  }
 }
 
 DeviceScratch bf16_copy(const float* x, std::int64_t n, void* stream) {

@@ -71,6 +71,9 @@ __global__ void lse_init_kernel(LseState* __restrict__ st, std::int64_t T) {
 
 // One block per row t: folds logits [t, 0 : n) of the chunk starting at c0 into st[t].
 // targets may be nullptr (top-k: no target).
+// NOTE: the row is read twice (max, then sums). Holding it in registers between the two
+// (16 per thread) measured slower: 92 -> 116 us per 4096-wide chunk at T 8192
+// (bench/results/session8-2026-11-24, call 3).
 __global__ void __launch_bounds__(kThreads)
     lse_update_kernel(const float* __restrict__ logits, std::int64_t n, std::int64_t c0, std::int64_t V,
                       const std::int32_t* __restrict__ targets, bool entropy, LseState* __restrict__ st) {
@@ -123,28 +126,75 @@ __global__ void lse_finish_kernel(const LseState* __restrict__ st, std::int64_t 
   if (entropy) entropy[t] = static_cast<float>(log(s.sum) - s.xsum / s.sum);
 }
 
+// lse_update_kernel over a chunk of n logits per row.
+void lse_update(const float* logits, std::int64_t T, std::int64_t n, std::int64_t c0, std::int64_t V,
+                const std::int32_t* targets, bool entropy, LseState* st, cudaStream_t stream) {
+  lse_update_kernel<<<static_cast<unsigned>(T), kThreads, 0, stream>>>(logits, n, c0, V, targets, entropy, st);
+  CHECK_CUDA_LAUNCH();
+}
+
 // logits [T, n] -> g = -dlogp exp(l - lse) (+ dlogp at the target), written to `out`:
 // in place as FP32 (Out = float, out == logits), or rounded RNE to BF16 straight into the
 // GEMMs' operand (Out = bf16), the bits cast_f32_to_bf16 would make of the FP32 g.
-// Grid (T, n / 256).
 template <typename Out>
+__device__ __forceinline__ void store_grad(Out* out, std::int64_t i, float v) {
+  if constexpr (std::is_same_v<Out, float>) out[i] = v;
+  else out[i] = __float2bfloat16_rn(v);
+}
+
+// Thread k of block (t, y) handles elements 4 (256 y + k) .. + 3 of row t: one 16-byte
+// load (and an 8- or 16-byte store) when kVec (n % 4 == 0), else 4 scalar accesses.
+template <typename Out, bool kVec>
 __global__ void logits_grad_kernel(const float* logits, Out* out, std::int64_t n, std::int64_t c0, std::int64_t V,
                                    const float* __restrict__ dlogp, const float* __restrict__ lse,
                                    const std::int32_t* __restrict__ targets) {
   const std::int64_t t = blockIdx.x;
-  const std::int64_t j = static_cast<std::int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (j >= n) return;
+  const std::int64_t j0 = (static_cast<std::int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * 4;
+  if (j0 >= n) return;
   const std::int32_t tg = targets[t];
-  if (c0 == 0 && j == 0 && (tg < 0 || tg >= V))
+  if (c0 == 0 && j0 == 0 && (tg < 0 || tg >= V))
     CRUCIBLE_DEVICE_FAIL("logprob_head_backward: target of row %lld is token id %d, outside the vocabulary [0, %lld)\n",
                          static_cast<long long>(t), tg, static_cast<long long>(V));
-  const float gt = dlogp[t];
-  float v = __fmul_rn(-gt, exp_rn(logits[t * n + j] - lse[t]));
-  if (tg == c0 + j) v = __fadd_rn(v, gt);
-  if constexpr (std::is_same_v<Out, float>)
-    out[t * n + j] = v;
+  const float gt = dlogp[t], m = lse[t];
+  const std::int64_t base = t * n + j0;
+  float l[4];
+  if constexpr (kVec) {
+    const float4 f = *reinterpret_cast<const float4*>(logits + base);
+    l[0] = f.x, l[1] = f.y, l[2] = f.z, l[3] = f.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) l[i] = j0 + i < n ? logits[base + i] : 0.0f;
+  }
+  float v[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[i] = __fmul_rn(-gt, exp_rn(l[i] - m));
+    if (tg == c0 + j0 + i) v[i] = __fadd_rn(v[i], gt);
+  }
+  if constexpr (kVec && std::is_same_v<Out, float>) {
+    *reinterpret_cast<float4*>(out + base) = make_float4(v[0], v[1], v[2], v[3]);
+  } else if constexpr (kVec) {
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v[0], v[1]), b = __floats2bfloat162_rn(v[2], v[3]);
+    uint2 packed;
+    packed.x = *reinterpret_cast<const unsigned*>(&a);
+    packed.y = *reinterpret_cast<const unsigned*>(&b);
+    *reinterpret_cast<uint2*>(out + base) = packed;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      if (j0 + i < n) store_grad(out, base + i, v[i]);
+  }
+}
+
+template <typename Out>
+void logits_grad(const float* logits, Out* out, std::int64_t T, std::int64_t n, std::int64_t c0, std::int64_t V,
+                 const float* dlogp, const float* lse, const std::int32_t* targets, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(ceil_div(ceil_div(n, 4), kThreads)));
+  if (n % 4 == 0)
+    logits_grad_kernel<Out, true><<<grid, kThreads, 0, stream>>>(logits, out, n, c0, V, dlogp, lse, targets);
   else
-    out[t * n + j] = __float2bfloat16_rn(v);
+    logits_grad_kernel<Out, false><<<grid, kThreads, 0, stream>>>(logits, out, n, c0, V, dlogp, lse, targets);
+  CHECK_CUDA_LAUNCH();
 }
 
 // The CPU's output order: a before b when higher, ties to the lower id; id -1 = none.
@@ -268,9 +318,7 @@ void logprob_head_forward(const float* h, const float* w, const std::int32_t* ta
   for (std::int64_t c0 = 0; c0 < V; c0 += chunk) {
     const std::int64_t n = std::min(chunk, V - c0);
     chunk_logits(operands, w, T, D, c0, n, logits.as<float>(), st);
-    lse_update_kernel<<<static_cast<unsigned>(T), kThreads, 0, st>>>(logits.as<float>(), n, c0, V, targets,
-                                                                       entropy != nullptr, state.as<LseState>());
-    CHECK_CUDA_LAUNCH();
+    lse_update(logits.as<float>(), T, n, c0, V, targets, entropy != nullptr, state.as<LseState>(), st);
   }
   lse_finish_kernel<<<row_blocks(T), kThreads, 0, st>>>(state.as<LseState>(), T, logp, lse, entropy);
   CHECK_CUDA_LAUNCH();
@@ -288,15 +336,13 @@ void logprob_head_backward(const float* dlogp, const float* h, const float* w, c
     const std::int64_t n = std::min(chunk, V - c0);
     const GemmOperand wc = operands.w_chunk(w, c0, n);
     gemm_rowmajor(false, true, T, n, D, operands.h(), wc, g, 0.0f, st);  // the chunk's logits again
-    const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(ceil_div(n, kThreads)));
     GemmOperand gc{g, DType::F32};
     if (operands.bf16_operands()) {  // the GEMMs' BF16 operand, written once
-      logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, operands.grad_buffer(), n, c0, V, dlogp, lse, targets);
+      logits_grad(g, operands.grad_buffer(), T, n, c0, V, dlogp, lse, targets, st);
       gc = GemmOperand{operands.grad_buffer(), DType::BF16};
     } else {
-      logits_grad_kernel<<<grid, kThreads, 0, st>>>(g, g, n, c0, V, dlogp, lse, targets);
+      logits_grad(g, g, T, n, c0, V, dlogp, lse, targets, st);
     }
-    CHECK_CUDA_LAUNCH();
     // dh (=, then +=) g w_chunk;  dw_chunk += g^T h
     gemm_rowmajor(false, false, T, D, n, gc, wc, dh, c0 == 0 ? 0.0f : 1.0f, st);
     gemm_rowmajor(true, false, n, D, T, gc, operands.h(), dw + c0 * D, 1.0f, st);
@@ -323,9 +369,7 @@ void logprob_head_topk(const float* h, const float* w, std::int64_t k, std::int3
   for (std::int64_t c0 = 0; c0 < V; c0 += chunk) {
     const std::int64_t n = std::min(chunk, V - c0);
     chunk_logits(operands, w, T, D, c0, n, logits.as<float>(), st);
-    lse_update_kernel<<<static_cast<unsigned>(T), kThreads, 0, st>>>(logits.as<float>(), n, c0, V, nullptr, false,
-                                                                       state.as<LseState>());
-    CHECK_CUDA_LAUNCH();
+    lse_update(logits.as<float>(), T, n, c0, V, nullptr, false, state.as<LseState>(), st);
     const std::int64_t k_new = std::min(k, k_have + n);
     topk_merge_kernel<<<static_cast<unsigned>(T), kThreads, 0, st>>>(
         logits.as<float>(), n, c0, k, k_have, k_new, vals[cur].as<float>(), best[cur].as<std::int32_t>(),

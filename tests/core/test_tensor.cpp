@@ -1,6 +1,8 @@
 // Tensors, views, arenas and the Philox RNG.
 #include <cmath>
+#include <cstdlib>
 #include <set>
+#include <string>
 
 #include "core/arena.h"
 #include "core/log.h"
@@ -38,6 +40,21 @@ TEST_CASE("tensor allocation, views and copies", "[tensor]") {
   REQUIRE_THROWS_AS(t.reshape(Shape{5, 3}), Error);    // numel mismatch
   REQUIRE_THROWS_AS(t.slice(2, 5), Error);             // out of range
   REQUIRE_THROWS_AS(Tensor(Shape{2}, DType::F32, Device::cuda(0)), Error);  // no CUDA in this build
+}
+
+// Tensor::empty's contents are unspecified; on the CPU they are zeros, and under
+// CRUCIBLE_POISON_EMPTY=1 (the "model_poisoned" ctest run) NaN bytes on every device,
+// while a plain Tensor and a copy still read as their values.
+TEST_CASE("Tensor::empty: zeros on the CPU, NaN bytes when poisoned", "[tensor]") {
+  const char* env = std::getenv("CRUCIBLE_POISON_EMPTY");
+  const bool poisoned = env != nullptr && *env != '\0' && std::string(env) != "0";
+  Tensor e = Tensor::empty(Shape{5, 7}, DType::F32, Device::cpu(), "e");
+  for (float v : e.span<float>()) CHECK((poisoned ? std::isnan(v) : v == 0.0f));
+  const Tensor z(Shape{3}, DType::F32, Device::cpu(), "z");
+  for (float v : z.span<float>()) CHECK(v == 0.0f);
+  for (float& v : e.span<float>()) v = 2.0f;
+  const Tensor copy = e.clone();
+  for (float v : copy.span<float>()) CHECK(v == 2.0f);
 }
 
 TEST_CASE("narrow float tensors expose raw codes", "[tensor]") {

@@ -1,4 +1,5 @@
-// GPU vs CPU twin: RMSNorm, SwiGLU, embedding and RoPE (kernels/elementwise.h).
+// GPU vs CPU twin: RMSNorm, SwiGLU, embedding and RoPE (kernels/elementwise.h), and the
+// BF16 cast in front of the BF16 GEMMs.
 //
 // Fresh random inputs at the DeepSeek-V3 shapes of tests/gpu/elementwise_cases.h and
 // small odd shapes. Every comparison checks NaN/Inf positions first, then values:
@@ -15,10 +16,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.h"
 #include "core/device_memory.h"
+#include "core/numerics.h"
+#include "kernels/cuda/gemm_prep_cuda.h"
 #include "kernels/elementwise.h"
 #include "tests/catch.h"
 #include "tests/gpu/elementwise_cases.h"
@@ -266,6 +273,46 @@ TEST_CASE("rope: CUDA matches the CPU twin bit for bit, forward and inverse", "[
       Tensor xg = to_gpu(x);
       ops::rope_apply(xg, posg, cosg, sing, rot, c.interleaved, inverse);
       require_same_bits(name, xc, xg);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- BF16 cast
+//
+// cast_f32_to_bf16 (kernels/cuda/gemm_prep_cuda.h), the cast in front of every BF16 GEMM:
+// the bits of core's f32_to_bf16 (RNE; a NaN stays a NaN, whose payload may differ) for
+// every element, at lengths and
+// offsets that take the 8-wide path, the scalar path and the tail, with NaN, +-Inf,
+// subnormals and ties in the input.
+TEST_CASE("cast_f32_to_bf16: the CPU's RNE bits, aligned or not, any length", "[gpu][cast]") {
+  REQUIRE(cuda_device_count() > 0);
+  const std::int64_t total = 1000003 + 16;
+  Tensor x = uniform_tensor(Shape{total}, 4242, "x");
+  float* p = x.data<float>();
+  p[3] = std::numeric_limits<float>::quiet_NaN();
+  p[10] = std::numeric_limits<float>::infinity();
+  p[11] = -std::numeric_limits<float>::infinity();
+  p[12] = std::numeric_limits<float>::denorm_min();
+  for (std::int64_t i = 20; i < 40; ++i) {  // exact ties: the low 16 bits 0x8000
+    std::uint32_t bits = 0x3f808000u + static_cast<std::uint32_t>(i - 20) * 0x10000u;
+    std::memcpy(&p[i], &bits, 4);
+  }
+  const Tensor xg = x.to(kGpu);
+  for (std::int64_t offset : {0, 1, 4, 8}) {
+    for (std::int64_t n : {1, 7, 8, 9, 64, 1000003}) {
+      Tensor yg(Shape{n + 8}, DType::BF16, kGpu, "y");
+      cuda::cast_f32_to_bf16(static_cast<const float*>(xg.raw()) + offset,
+                             static_cast<std::uint16_t*>(yg.raw()) + offset % 8, n, nullptr);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const Tensor y = yg.to(Device::cpu());
+      const std::uint16_t* yb = y.data<std::uint16_t>() + offset % 8;
+      std::int64_t bad = 0, first = -1;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const bool same = std::isnan(p[offset + i]) ? std::isnan(bf16_to_f32(yb[i])) : yb[i] == f32_to_bf16(p[offset + i]);
+        if (!same && bad++ == 0) first = i;
+      }
+      INFO("offset " << offset << " n " << n << " first mismatch at " << first);
+      CHECK(bad == 0);
     }
   }
 }

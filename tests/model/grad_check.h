@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <functional>
 #include <random>
 #include <vector>
@@ -22,7 +23,10 @@ inline double fd_check(Tensor x, const Tensor& g, const std::function<double()>&
   float* xs = x.data<float>();
   const float* gs = g.data<float>();
   double gmax = 0;
-  for (std::int64_t i = 0; i < g.numel(); ++i) gmax = std::max(gmax, std::abs(static_cast<double>(gs[i])));
+  for (std::int64_t i = 0; i < g.numel(); ++i) {
+    if (!std::isfinite(gs[i])) return std::numeric_limits<double>::infinity();  // std::max would drop a NaN
+    gmax = std::max(gmax, std::abs(static_cast<double>(gs[i])));
+  }
   double worst = 0;
   int done = 0;
   for (int tries = 0; done < samples && tries < 20 * samples; ++tries) {
