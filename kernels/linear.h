@@ -38,6 +38,19 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
                      Tensor& dbias, GemmPrecision p = GemmPrecision::Fp32,
                      const Stream& stream = Stream());
 
+// Two linears of one input (MLA's q_a and kv_a, a SwiGLU's gate and up), no biases:
+//   forward   y1 = x W1^T, y2 = x W2^T (written)
+//   backward  dx = dy1 W1 + dy2 W2 (written: the first Dgrad, then the second added, as
+//             linear_backward twice and ops::axpy would give), dw1 += dy1^T x, dw2 += dy2^T x
+// with the bits of the single ops. On CUDA, x's GEMM form (its BF16 copy, or its FP8 tiles
+// and, for Wgrad, its transposed tiles) is made once for both, and the second Dgrad adds
+// into dx in the GEMM's epilogue; the CPU runs the single ops.
+void linear_pair_forward(const Tensor& x, const Tensor& w1, const Tensor& w2, Tensor& y1, Tensor& y2,
+                         GemmPrecision p = GemmPrecision::Fp32, const Stream& stream = Stream());
+void linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, const Tensor& w1, const Tensor& w2,
+                          Tensor& dx, Tensor& dw1, Tensor& dw2, GemmPrecision p = GemmPrecision::Fp32,
+                          const Stream& stream = Stream());
+
 // C [M, N] = A [M, K] * B [N, K]^T (the GEMM all of the above reduce to), in p.
 // beta = 0 overwrites C, beta = 1 accumulates into it.
 void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p,

@@ -37,23 +37,23 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   const float eps = static_cast<float>(c.rms_norm_eps);
   s.x = x;
 
-  // Queries.
+  // The projections of x: q_a (or q) and kv_a, as one pair (x's GEMM form made once).
   s.q = Tensor::empty(Shape{T, nh, dqk}, DType::F32, dev, "mla.q");
   Tensor q2 = s.q.reshape(Shape{T, nh * dqk});
+  Tensor kv_a = activation(dev, T, kvr + rope, "mla.kv_a");  // [T, kv_lora + rope]
   if (c.q_lora_rank > 0) {
     s.cq = activation(dev, T, c.q_lora_rank, "mla.cq");
+    ops::linear_pair_forward(x, p.q_a.w, p.kv_a.w, s.cq, kv_a, prec);
+    // Queries through their low rank.
     s.cq_n = activation(dev, T, c.q_lora_rank, "mla.cq_n");
     s.cq_rstd = Tensor(Shape{T}, DType::F32, dev, "mla.cq_rstd");
-    ops::linear_forward(x, p.q_a.w, Tensor(), s.cq, prec);
     ops::rmsnorm_forward(s.cq, p.q_a_norm.w, eps, s.cq_n, s.cq_rstd);
     ops::linear_forward(s.cq_n, p.q_b.w, Tensor(), q2, prec);
   } else {
-    ops::linear_forward(x, p.q.w, Tensor(), q2, prec);
+    ops::linear_pair_forward(x, p.q.w, p.kv_a.w, q2, kv_a, prec);
   }
 
   // Keys and values through the latent.
-  Tensor kv_a = activation(dev, T, kvr + rope, "mla.kv_a");  // [T, kv_lora + rope]
-  ops::linear_forward(x, p.kv_a.w, Tensor(), kv_a, prec);
   s.ckv = activation(dev, T, kvr, "mla.ckv");
   ops::copy_columns(kv_a, 0, s.ckv, 0, kvr);
   Tensor k_rope = Tensor::empty(Shape{T, 1, rope}, DType::F32, dev, "mla.k_rope");
@@ -98,7 +98,7 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   const Device dev = dy.device();
   const std::int64_t T = dy.dim(0), nh = c.num_attention_heads;
   const std::int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dqk = nope + rope;
-  const std::int64_t dv = c.v_head_dim, kvr = c.kv_lora_rank, H = c.hidden_size;
+  const std::int64_t dv = c.v_head_dim, kvr = c.kv_lora_rank;
   const auto prec = linear_precision(c);
   Tensor none;
 
@@ -140,20 +140,17 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   ops::rmsnorm_backward(dckv_n, s.ckv, p.kv_a_norm.w, s.ckv_rstd, dckv, p.kv_a_norm.g);
   ops::copy_columns(dckv, 0, dkv_a, 0, kvr);
   ops::copy_columns(dkr2, 0, dkv_a, kvr, rope);
-  ops::linear_backward(dkv_a, s.x, p.kv_a.w, dx, p.kv_a.g, none, prec);
 
-  // Query path.
-  Tensor dx_q = activation(dev, T, H, "mla.dx_q");
+  // Query path, then both projections of x as one pair: dx = dq_x + dkv_x.
   if (c.q_lora_rank > 0) {
     Tensor dcq_n = activation(dev, T, c.q_lora_rank, "mla.dcq_n");
     ops::linear_backward(dq2, s.cq_n, p.q_b.w, dcq_n, p.q_b.g, none, prec);
     Tensor dcq = activation(dev, T, c.q_lora_rank, "mla.dcq");
     ops::rmsnorm_backward(dcq_n, s.cq, p.q_a_norm.w, s.cq_rstd, dcq, p.q_a_norm.g);
-    ops::linear_backward(dcq, s.x, p.q_a.w, dx_q, p.q_a.g, none, prec);
+    ops::linear_pair_backward(dcq, dkv_a, s.x, p.q_a.w, p.kv_a.w, dx, p.q_a.g, p.kv_a.g, prec);
   } else {
-    ops::linear_backward(dq2, s.x, p.q.w, dx_q, p.q.g, none, prec);
+    ops::linear_pair_backward(dq2, dkv_a, s.x, p.q.w, p.kv_a.w, dx, p.q.g, p.kv_a.g, prec);
   }
-  ops::axpy(1.0f, dx_q, dx);
 }
 
 }  // namespace crucible

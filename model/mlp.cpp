@@ -18,24 +18,20 @@ void mlp_forward(const MlpParams& p, const Tensor& x, ops::GemmPrecision prec, T
   s.gate = activation(dev, n, inter, "mlp.gate");  // [n, I]
   s.up = activation(dev, n, inter, "mlp.up");      // [n, I]
   s.h = activation(dev, n, inter, "mlp.h");        // [n, I]
-  ops::linear_forward(x, p.gate.w, Tensor(), s.gate, prec);
-  ops::linear_forward(x, p.up.w, Tensor(), s.up, prec);
+  ops::linear_pair_forward(x, p.gate.w, p.up.w, s.gate, s.up, prec);
   ops::swiglu_forward(s.gate, s.up, s.h);
   ops::linear_forward(s.h, p.down.w, Tensor(), y, prec);
 }
 
 void mlp_backward(MlpParams& p, const Tensor& dy, const MlpSaved& s, ops::GemmPrecision prec, Tensor& dx) {
   const Device dev = dy.device();
-  const std::int64_t n = dy.dim(0), inter = p.gate.w.dim(0), hidden = p.down.w.dim(0);
+  const std::int64_t n = dy.dim(0), inter = p.gate.w.dim(0);
   Tensor dh = activation(dev, n, inter, "mlp.dh");
   Tensor none;
   ops::linear_backward(dy, s.h, p.down.w, dh, p.down.g, none, prec);
   Tensor dgate = activation(dev, n, inter, "mlp.dgate"), dup = activation(dev, n, inter, "mlp.dup");
   ops::swiglu_backward(dh, s.gate, s.up, dgate, dup);
-  Tensor dx_up = activation(dev, n, hidden, "mlp.dx_up");
-  ops::linear_backward(dgate, s.x, p.gate.w, dx, p.gate.g, none, prec);
-  ops::linear_backward(dup, s.x, p.up.w, dx_up, p.up.g, none, prec);
-  ops::axpy(1.0f, dx_up, dx);
+  ops::linear_pair_backward(dgate, dup, s.x, p.gate.w, p.up.w, dx, p.gate.g, p.up.g, prec);
 }
 
 }  // namespace crucible

@@ -24,6 +24,7 @@
 #include "core/fp8_tensor.h"
 #include "core/numerics.h"
 #include "kernels/linear.h"
+#include "kernels/tensor_ops.h"
 #ifdef CRUCIBLE_WITH_CUDA
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/weight_cache.h"
@@ -306,6 +307,31 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
     float* db = dbias.data<float>();
     for (std::int64_t o = 0; o < out; ++o) db[o] += sum[o];
   }
+}
+
+void linear_pair_forward(const Tensor& x, const Tensor& w1, const Tensor& w2, Tensor& y1, Tensor& y2,
+                         GemmPrecision p, const Stream& stream) {
+#ifdef CRUCIBLE_WITH_CUDA
+  CRUCIBLE_PROFILE_SCOPE("linear.fwd");
+  if (x.defined() && x.device().is_cuda()) return cuda::linear_pair_forward(x, w1, w2, y1, y2, p, stream);
+#endif
+  const Tensor none;
+  linear_forward(x, w1, none, y1, p, stream);
+  linear_forward(x, w2, none, y2, p, stream);
+}
+
+void linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, const Tensor& w1, const Tensor& w2,
+                          Tensor& dx, Tensor& dw1, Tensor& dw2, GemmPrecision p, const Stream& stream) {
+#ifdef CRUCIBLE_WITH_CUDA
+  if (x.defined() && x.device().is_cuda())
+    return cuda::linear_pair_backward(dy1, dy2, x, w1, w2, dx, dw1, dw2, p, stream);
+#endif
+  Tensor none;
+  linear_backward(dy1, x, w1, dx, dw1, none, p, stream);
+  Tensor dx2;
+  if (dx.defined()) dx2 = Tensor::empty(dx.shape(), DType::F32, dx.device(), "linear_pair.dx2");
+  linear_backward(dy2, x, w2, dx2, dw2, none, p, stream);
+  if (dx.defined()) axpy(1.0f, dx2, dx, stream);
 }
 
 namespace {

@@ -303,4 +303,115 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
   if (dbias.defined()) column_sum_accumulate(f32(dy), f32_mut(dbias), T, out, st);
 }
 
+namespace {
+
+// The checks of a pair: x [T, in], w1 [o1, in], w2 [o2, in]; returns x's device.
+Device check_pair(const Tensor& x, const Tensor& w1, const Tensor& w2, const char* op) {
+  CRUCIBLE_CHECK(x.defined(), op, ": x is undefined");
+  const Device dev = x.device();
+  check_matrix(x, op, "x", dev, -1, -1);
+  check_matrix(w1, op, "w1", dev, -1, x.dim(1));
+  check_matrix(w2, op, "w2", dev, -1, x.dim(1));
+  return dev;
+}
+
+}  // namespace
+
+void linear_pair_forward(const Tensor& x, const Tensor& w1, const Tensor& w2, Tensor& y1, Tensor& y2, GemmPrecision p,
+                         const Stream& stream) {
+  const Device dev = check_pair(x, w1, w2, "linear_pair_forward");
+  const std::int64_t T = x.dim(0), in = x.dim(1);
+  check_matrix(y1, "linear_pair_forward", "y1", dev, T, w1.dim(0));
+  check_matrix(y2, "linear_pair_forward", "y2", dev, T, w2.dim(0));
+  const DeviceGuard guard(dev.index);
+  const cudaStream_t st = stream_on(stream, dev, "linear_pair_forward");
+  const std::pair<const Tensor*, Tensor*> outs[] = {{&w1, &y1}, {&w2, &y2}};
+  switch (p) {
+    case GemmPrecision::Fp32:
+      for (auto [w, y] : outs) gemm_nt_checked(x, *w, true, *y, 0.0f, p, st);
+      return;
+    case GemmPrecision::Bf16: {
+      const DeviceScratch xb = bf16_copy(x, st);
+      for (auto [w, y] : outs) {
+        DeviceScratch local;
+        gemm_rowmajor(false, true, T, w->dim(0), in, plain(xb.get(), DType::BF16),
+                      plain(weight_bf16(*w, local, st), DType::BF16), f32_mut(*y), 0.0f, st);
+      }
+      return;
+    }
+    case GemmPrecision::Fp8: {
+      const Fp8GemmInput qx = activation_fp8(f32(x), T, in, st);
+      for (auto [w, y] : outs) {
+        const std::int64_t N = w->dim(0);
+        if (fp8_trivial(T, N, in, f32_mut(*y), 0.0f, st)) continue;
+        Fp8GemmInput local;
+        fp8_gemm_nt(qx, weight_fp8(*w, false, padded_rows(N), padded_k(in), local, st), f32_mut(*y), T, N, in, 0.0f,
+                    st);
+      }
+      return;
+    }
+  }
+  CRUCIBLE_FAIL("linear_pair_forward: unknown GemmPrecision ", static_cast<int>(p));
+}
+
+void linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, const Tensor& w1, const Tensor& w2,
+                          Tensor& dx, Tensor& dw1, Tensor& dw2, GemmPrecision p, const Stream& stream) {
+  const char* op = "linear_pair_backward";
+  const Device dev = check_pair(x, w1, w2, op);
+  const std::int64_t T = x.dim(0), in = x.dim(1);
+  check_matrix(dy1, op, "dy1", dev, T, w1.dim(0));
+  check_matrix(dy2, op, "dy2", dev, T, w2.dim(0));
+  check_matrix(dw1, op, "dw1", dev, w1.dim(0), in);
+  check_matrix(dw2, op, "dw2", dev, w2.dim(0), in);
+  if (dx.defined()) check_matrix(dx, op, "dx", dev, T, in);
+  const DeviceGuard guard(dev.index);
+  const cudaStream_t st = stream_on(stream, dev, op);
+  struct Part {
+    const Tensor *dy, *w, *dw;
+  };
+  const Part parts[] = {{&dy1, &w1, &dw1}, {&dy2, &w2, &dw2}};
+  // Dgrad: dx = dy1 W1, then dx += dy2 W2 (beta 1: the epilogue's FP32 add is axpy's).
+  float beta = 0.0f;
+  switch (p) {
+    case GemmPrecision::Fp32:
+    case GemmPrecision::Bf16: {
+      for (const Part& q : parts) {
+        if (dx.defined()) gemm_plain(false, false, T, in, q.w->dim(0), *q.dy, *q.w, true, f32_mut(dx), beta, p, st);
+        beta = 1.0f;
+      }
+      if (p == GemmPrecision::Fp32) {
+        for (const Part& q : parts) gemm_plain(true, false, q.w->dim(0), in, T, *q.dy, x, false, f32_mut(*q.dw), 1.0f, p, st);
+        return;
+      }
+      const DeviceScratch xb = bf16_copy(x, st);  // Wgrad: dw += dy^T x, x cast once
+      for (const Part& q : parts) {
+        const DeviceScratch dyb = bf16_copy(*q.dy, st);
+        gemm_rowmajor(true, false, q.w->dim(0), in, T, plain(dyb.get(), DType::BF16), plain(xb.get(), DType::BF16),
+                      f32_mut(*q.dw), 1.0f, st);
+      }
+      return;
+    }
+    case GemmPrecision::Fp8: {
+      for (const Part& q : parts) {
+        const std::int64_t out = q.w->dim(0);
+        if (dx.defined() && !fp8_trivial(T, in, out, f32_mut(dx), beta, st)) {
+          Fp8GemmInput local;
+          const Fp8GemmInput& qwt = weight_fp8(*q.w, true, padded_rows(in), padded_k(out), local, st);
+          fp8_gemm_nt(activation_fp8(f32(*q.dy), T, out, st), qwt, f32_mut(dx), T, in, out, beta, st);
+        }
+        beta = 1.0f;
+      }
+      if (T == 0) return;  // Wgrad of no tokens adds nothing (fp8_trivial's K = 0 case)
+      const Fp8GemmInput qxt = quantize_transposed(f32(x), T, in, st);  // x^T once
+      for (const Part& q : parts) {
+        const std::int64_t out = q.w->dim(0);
+        if (fp8_trivial(out, in, T, f32_mut(*q.dw), 1.0f, st)) continue;
+        fp8_gemm_nt(quantize_transposed(f32(*q.dy), T, out, st), qxt, f32_mut(*q.dw), out, in, T, 1.0f, st);
+      }
+      return;
+    }
+  }
+  CRUCIBLE_FAIL("linear_pair_backward: unknown GemmPrecision ", static_cast<int>(p));
+}
+
 }  // namespace crucible::cuda

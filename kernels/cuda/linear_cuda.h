@@ -44,6 +44,11 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
                     const Stream& stream);
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx, Tensor& dw,
                      Tensor& dbias, ops::GemmPrecision p, const Stream& stream);
+// kernels/linear.h's pair ops: x's BF16 copy or FP8 forms made once for both linears.
+void linear_pair_forward(const Tensor& x, const Tensor& w1, const Tensor& w2, Tensor& y1, Tensor& y2,
+                         ops::GemmPrecision p, const Stream& stream);
+void linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x, const Tensor& w1, const Tensor& w2,
+                          Tensor& dx, Tensor& dw1, Tensor& dw2, ops::GemmPrecision p, const Stream& stream);
 
 // The BF16 (RNE) copy of the f32 device tensor t, in stream order (gemm_prep_cuda.h's
 // bf16_copy of its elements).

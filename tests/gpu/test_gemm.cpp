@@ -50,6 +50,7 @@
 #include "core/numerics.h"
 #include "core/stream.h"
 #include "kernels/linear.h"
+#include "kernels/tensor_ops.h"
 #include "tests/catch.h"
 #include "tests/gpu/gemm_tolerance.h"
 
@@ -212,6 +213,67 @@ TEST_CASE("linear_forward / linear_backward: CUDA matches the CPU twin", "[gpu][
       const Tensor db_back = on_cpu(db_gpu);
       INFO(std::string("dbias") + shape);
       REQUIRE(std::memcmp(db_cpu.data<float>(), db_back.data<float>(), db_cpu.nbytes()) == 0);
+    }
+  }
+}
+
+// The pair ops (MLA's q_a + kv_a, a SwiGLU's gate + up) on CUDA give the bits of the single
+// CUDA ops: y1, y2 of two linear_forward calls; dx of linear_backward twice plus ops::axpy
+// (the second Dgrad's epilogue add is that FP32 add); dw1, dw2 accumulated alike; dx
+// undefined skips Dgrad. Fresh random inputs; the single ops are held to the CPU above.
+TEST_CASE("linear_pair: CUDA pair ops give the single ops' bits", "[gpu][gemm][linear][linear_pair]") {
+  REQUIRE(cuda_device_count() > 0);
+  struct Case {
+    std::int64_t T, in, o1, o2;
+  };
+  // Odd (every FP8 padding path), the V3 q_a + kv_a (Dgrad K = 576), the h100 teacher's gate + up.
+  const Case cases[] = {{5, 300, 130, 70}, {256, 7168, 1536, 576}, {512, 1024, 2816, 2816}};
+  auto same_bits = [](const Tensor& a, const Tensor& b, const std::string& what) {
+    const Tensor ca = on_cpu(a), cb = on_cpu(b);
+    INFO(what);
+    REQUIRE(ca.nbytes() == cb.nbytes());
+    CHECK(std::memcmp(ca.raw(), cb.raw(), ca.nbytes()) == 0);
+  };
+  std::uint64_t seed = 9100;
+  for (GemmPrecision p : {GemmPrecision::Fp32, GemmPrecision::Bf16, GemmPrecision::Fp8}) {
+    for (const Case& c : cases) {
+      seed += 10;
+      const Tensor x = on_gpu(random_matrix(c.T, c.in, seed, "x"));
+      const Tensor w1 = on_gpu(random_matrix(c.o1, c.in, seed + 1, "w1")), w2 = on_gpu(random_matrix(c.o2, c.in, seed + 2, "w2"));
+      const Tensor dy1 = on_gpu(random_matrix(c.T, c.o1, seed + 3, "dy1")), dy2 = on_gpu(random_matrix(c.T, c.o2, seed + 4, "dy2"));
+      const Tensor dw10 = random_matrix(c.o1, c.in, seed + 5, "dw1"), dw20 = random_matrix(c.o2, c.in, seed + 6, "dw2");
+      char shape[96];
+      std::snprintf(shape, sizeof(shape), " %s T=%lld in=%lld o1=%lld o2=%lld", precision_name(p),
+                    static_cast<long long>(c.T), static_cast<long long>(c.in), static_cast<long long>(c.o1),
+                    static_cast<long long>(c.o2));
+      const Device g = Device::cuda(0);
+      Tensor none;
+
+      Tensor y1(Shape{c.T, c.o1}, DType::F32, g), y2(Shape{c.T, c.o2}, DType::F32, g);
+      Tensor r1(Shape{c.T, c.o1}, DType::F32, g), r2(Shape{c.T, c.o2}, DType::F32, g);
+      ops::linear_pair_forward(x, w1, w2, y1, y2, p);
+      ops::linear_forward(x, w1, none, r1, p);
+      ops::linear_forward(x, w2, none, r2, p);
+      same_bits(y1, r1, std::string("pair y1") + shape);
+      same_bits(y2, r2, std::string("pair y2") + shape);
+
+      for (bool with_dx : {true, false}) {
+        Tensor dx = with_dx ? Tensor(Shape{c.T, c.in}, DType::F32, g) : Tensor();
+        Tensor dw1 = on_gpu(dw10), dw2 = on_gpu(dw20);
+        ops::linear_pair_backward(dy1, dy2, x, w1, w2, dx, dw1, dw2, p);
+        Tensor rdx = with_dx ? Tensor(Shape{c.T, c.in}, DType::F32, g) : Tensor();
+        Tensor rdx2 = with_dx ? Tensor(Shape{c.T, c.in}, DType::F32, g) : Tensor();
+        Tensor rdw1 = on_gpu(dw10), rdw2 = on_gpu(dw20);
+        ops::linear_backward(dy1, x, w1, rdx, rdw1, none, p);
+        ops::linear_backward(dy2, x, w2, rdx2, rdw2, none, p);
+        const std::string tag = std::string(with_dx ? " with dx" : " without dx") + shape;
+        if (with_dx) {
+          ops::axpy(1.0f, rdx2, rdx);
+          same_bits(dx, rdx, "pair dx" + tag);
+        }
+        same_bits(dw1, rdw1, "pair dw1" + tag);
+        same_bits(dw2, rdw2, "pair dw2" + tag);
+      }
     }
   }
 }
