@@ -10,7 +10,8 @@
 // bench::median_wall_ms and tools/hf_peer.py do around their timed calls), only records
 // that start inside one count, and the table also gives the ranges' wall time, so that
 // GPU time / wall time shows how busy the GPU was. CRUCIBLE_TRACE_DIV divides the totals
-// and call counts (by the number of timed steps, so that rows read "per step").
+// and call counts (by the number of timed steps, so that rows read "per step"). A second
+// table charges the GPU's idle time inside the ranges to the record that ends each gap.
 // Concurrent kernels each count their own duration, so the sum can exceed wall time.
 #include <cupti.h>
 #include <cupti_driver_cbid.h>
@@ -107,6 +108,43 @@ void CUPTIAPI buffer_completed(CUcontext, std::uint32_t, std::uint8_t* buffer, s
   std::free(buffer);
 }
 
+// Where the GPU idles inside the capture ranges: every interval in which no counted
+// record runs, charged to the record that ends it (the work the GPU waited for, usually
+// behind a host synchronization or a slow launch), summed by that record's name.
+template <typename Counted>
+void print_gaps(Counted counted, double div, std::size_t top) {
+  if (g_ranges.empty()) return;
+  std::vector<const Record*> in;
+  for (const Record& r : g_records)
+    if (counted(r)) in.push_back(&r);
+  std::sort(in.begin(), in.end(), [](const Record* a, const Record* b) { return a->start < b->start; });
+  std::map<std::string, Row> gaps;
+  double idle = 0;
+  std::uint64_t busy_until = 0;
+  for (const Record* r : in) {
+    const bool range_start = std::any_of(g_ranges.begin(), g_ranges.end(), [&](const auto& g) {
+      return r->start >= g.first && busy_until < g.first;  // the first record of a range: no gap
+    });
+    if (busy_until != 0 && r->start > busy_until && !range_start) {
+      const double gap = static_cast<double>(r->start - busy_until);
+      idle += gap;
+      Row& row = gaps[r->name];
+      row.ns += gap;
+      ++row.calls;
+    }
+    busy_until = std::max(busy_until, r->end);
+  }
+  std::vector<std::pair<std::string, Row>> sorted(gaps.begin(), gaps.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  std::fprintf(stderr, "idle GPU between records: %.3f ms; by the record that ends the gap:\n", idle / div * 1e-6);
+  std::fprintf(stderr, "%10s %9s %8s  %s\n", "ms", "gaps", "us/gap", "next record");
+  for (std::size_t i = 0; i < sorted.size() && i < std::min<std::size_t>(top, 15); ++i) {
+    const auto& [name, r] = sorted[i];
+    std::fprintf(stderr, "%10.3f %9.1f %8.1f  %.110s\n", r.ns / div * 1e-6, static_cast<double>(r.calls) / div,
+                 r.ns / static_cast<double>(r.calls) * 1e-3, name.c_str());
+  }
+}
+
 void print_table() {
   cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -148,6 +186,7 @@ void print_table() {
     std::fprintf(stderr, "%10.3f %5.1f %9.1f %8.1f  %.110s\n", r.ns / div * 1e-6, 100.0 * r.ns / total,
                  static_cast<double>(r.calls) / div, r.ns / static_cast<double>(r.calls) * 1e-3, name.c_str());
   }
+  print_gaps(counted, div, top);
 }
 
 // Capture ranges in CUPTI's clock, the activity records' clock: from the exit of
