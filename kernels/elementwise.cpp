@@ -183,6 +183,11 @@ void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable, c
 
 void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& sin, std::int64_t rot,
                 bool interleaved, bool inverse, const Stream& stream) {
+  rope_apply_at(x, 0, pos, cos, sin, rot, interleaved, inverse, stream);
+}
+
+void rope_apply_at(Tensor& x, std::int64_t offset, const Tensor& pos, const Tensor& cos, const Tensor& sin,
+                   std::int64_t rot, bool interleaved, bool inverse, const Stream& stream) {
   const char* op = "rope_apply";
   const Device dev = device_of(x, op, "x");
   check_tensor(x, dev, op, "x", DType::F32);
@@ -193,14 +198,16 @@ void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& s
   const std::int64_t T = x.dim(0), d = x.dim(2), half = rot / 2;
   CRUCIBLE_CHECK(rot > 0 && rot % 2 == 0 && rot <= d, op, ": rot = ", rot,
                  " must be even, > 0 and <= the head dim of ", describe(x, "x"));
+  CRUCIBLE_CHECK(offset >= 0 && offset + rot <= d, op, ": dims [", offset, ", ", offset + rot,
+                 ") are outside the head dim of ", describe(x, "x"));
   CRUCIBLE_CHECK(pos.rank() == 1 && pos.dim(0) == T, op, ": ", describe(pos, "pos"), " must be [", T,
                  "] for ", describe(x, "x"));
   CRUCIBLE_CHECK(cos.rank() == 2 && cos.dim(1) == half, op, ": ", describe(cos, "cos"), " must be [max_pos, ",
                  half, "] for rot = ", rot);
   check_same_shape(sin, cos, op, "sin", "cos");
-  if (dev.is_cpu()) return cpu::rope_apply(x, pos, cos, sin, rot, interleaved, inverse);
+  if (dev.is_cpu()) return cpu::rope_apply(x, offset, pos, cos, sin, rot, interleaved, inverse);
 #ifdef CRUCIBLE_WITH_CUDA
-  cuda::rope_apply(f32_out(x), i32(pos), f32(cos), f32(sin), T, x.dim(1), d, rot, cos.dim(0), interleaved,
+  cuda::rope_apply(f32_out(x), i32(pos), f32(cos), f32(sin), T, x.dim(1), d, offset, rot, cos.dim(0), interleaved,
                    inverse, stream.handle());
 #else
   fail_no_cuda(op, dev);

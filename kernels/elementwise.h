@@ -40,5 +40,9 @@ void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable, c
 // rotation (the backward of the forward). Positions out of range: as embedding ids.
 void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& sin, std::int64_t rot,
                 bool interleaved, bool inverse = false, const Stream& stream = Stream());
+// The same over dims [offset, offset + rot) of each head (offset + rot <= d): MLA's query
+// heads carry their rope dims after the nope dims.
+void rope_apply_at(Tensor& x, std::int64_t offset, const Tensor& pos, const Tensor& cos, const Tensor& sin,
+                   std::int64_t rot, bool interleaved, bool inverse = false, const Stream& stream = Stream());
 
 }  // namespace crucible::ops

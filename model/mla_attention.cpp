@@ -64,13 +64,9 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   Tensor kv = activation(dev, T, nh * (nope + dv), "mla.kv");  // [T, nh, nope + dv]
   ops::linear_forward(s.ckv_n, p.kv_b.w, Tensor(), kv, prec);
 
-  // RoPE on the rope dims (interleaved): the shared key once, each query head.
+  // RoPE on the rope dims (interleaved): the shared key once, each query head in place.
   ops::rope_apply(k_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
-  // Per-head column blocks move as one copy each: [T, nh, d] viewed as [T nh, d] rows.
-  Tensor q_rope = Tensor::empty(Shape{T, nh, rope}, DType::F32, dev, "mla.q_rope");
-  Tensor q_rows = s.q.reshape(Shape{T * nh, dqk}), q_rope_rows = q_rope.reshape(Shape{T * nh, rope});
-  ops::copy_columns(q_rows, nope, q_rope_rows, 0, rope);
-  ops::rope_apply(q_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
+  ops::rope_apply_at(s.q, nope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true);
 
   std::optional<profile::Scope> part;
   part.emplace("mla.fwd.headcopy");
@@ -80,7 +76,7 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   Tensor k_rows = s.k.reshape(Shape{T * nh, dqk}), v_rows = s.v.reshape(Shape{T * nh, dv});
   const Tensor kv_rows = kv.reshape(Shape{T * nh, nope + dv});
   Tensor kr2 = k_rope.reshape(Shape{T, rope});
-  ops::copy_columns(q_rope_rows, 0, q_rows, nope, rope);
+  // Per-head column blocks move as one copy each: [T, nh, d] viewed as [T nh, d] rows.
   ops::copy_columns(kv_rows, 0, k_rows, 0, nope);
   ops::copy_columns(kv_rows, nope, v_rows, 0, dv);
   ops::repeat_columns(kr2, 0, k2, nope, rope, nh, dqk);  // the shared rope key, to every head
@@ -114,22 +110,19 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   part.reset();
   part.emplace("mla.bwd.headcopy");
   Tensor dq2 = dq.reshape(Shape{T, nh * dqk}), dk2 = dk.reshape(Shape{T, nh * dqk});
-  Tensor dq_rows = dq.reshape(Shape{T * nh, dqk}), dk_rows = dk.reshape(Shape{T * nh, dqk});
+  Tensor dk_rows = dk.reshape(Shape{T * nh, dqk});
   const Tensor dv_rows = dv_.reshape(Shape{T * nh, dv});
 
   // Split head gradients back into kv_b's output, the shared rope key and q's rope dims.
   Tensor dkv = activation(dev, T, nh * (nope + dv), "mla.dkv");
   Tensor dk_rope(Shape{T, 1, rope}, DType::F32, dev);
   Tensor dkr2 = dk_rope.reshape(Shape{T, rope});
-  Tensor dq_rope = Tensor::empty(Shape{T, nh, rope}, DType::F32, dev);
-  Tensor dkv_rows = dkv.reshape(Shape{T * nh, nope + dv}), dq_rope_rows = dq_rope.reshape(Shape{T * nh, rope});
+  Tensor dkv_rows = dkv.reshape(Shape{T * nh, nope + dv});
   ops::copy_columns(dk_rows, 0, dkv_rows, 0, nope);
   ops::copy_columns(dv_rows, 0, dkv_rows, nope, dv);
-  ops::copy_columns(dq_rows, nope, dq_rope_rows, 0, rope);
   ops::sum_repeated_columns(dk2, nope, rope, nh, dqk, dkr2, 0);  // the shared key's gradient (zeroed storage), head order
   ops::rope_apply(dk_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
-  ops::rope_apply(dq_rope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
-  ops::copy_columns(dq_rope_rows, 0, dq_rows, nope, rope);
+  ops::rope_apply_at(dq, nope, seq.pos, seq.rope->cos, seq.rope->sin, rope, true, true);
 
   part.reset();
   // Keys/values path: kv_b, kv_a_layernorm, kv_a.

@@ -165,8 +165,8 @@ void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable) {
 //   inverse  (a, b) -> (a c + b s, b c - a s)   (the transpose; also when c, s carry
 //                                                 YaRN's attention factor)
 // interleaved: a = x[2i], b = x[2i + 1];  half-split: a = x[i], b = x[i + rot/2].
-void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& sin, std::int64_t rot,
-                bool interleaved, bool inverse) {
+void rope_apply(Tensor& x, std::int64_t offset, const Tensor& pos, const Tensor& cos, const Tensor& sin,
+                std::int64_t rot, bool interleaved, bool inverse) {
   const std::int64_t T = x.dim(0), H = x.dim(1), d = x.dim(2), half = rot / 2;
   const std::int64_t max_pos = cos.dim(0);
   const std::int32_t* pp = pos.data<std::int32_t>();
@@ -183,7 +183,7 @@ void rope_apply(Tensor& x, const Tensor& pos, const Tensor& cos, const Tensor& s
     const float* s = sin.data<float>() + static_cast<std::int64_t>(pp[t]) * half;
     for (std::int64_t i = 0; i < half; ++i) sn[i] = sign * s[i];
     for (std::int64_t h = 0; h < H; ++h) {
-      float* v = xp + (t * H + h) * d;
+      float* v = xp + (t * H + h) * d + offset;
       if (interleaved) {
         for (std::int64_t i = 0; i < half; ++i) {
           const float a = v[2 * i], b = v[2 * i + 1];

@@ -33,10 +33,10 @@ void embedding_forward(const std::int32_t* ids, const float* table, float* out, 
 void embedding_backward(const float* dout, const std::int32_t* ids, float* dtable, std::int64_t T,
                         std::int64_t V, std::int64_t D, void* stream);
 
-// x [T, H, d] in place over its first `rot` dims; pos [T] i32 in [0, max_pos) (a
+// x [T, H, d] in place over dims [offset, offset + rot); pos [T] i32 in [0, max_pos) (a
 // position outside traps the kernel); cos, sin [max_pos, rot / 2].
 void rope_apply(float* x, const std::int32_t* pos, const float* cos, const float* sin, std::int64_t T,
-                std::int64_t H, std::int64_t d, std::int64_t rot, std::int64_t max_pos, bool interleaved,
-                bool inverse, void* stream);
+                std::int64_t H, std::int64_t d, std::int64_t offset, std::int64_t rot, std::int64_t max_pos,
+                bool interleaved, bool inverse, void* stream);
 
 }  // namespace crucible::cuda

@@ -195,14 +195,17 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 // 32-byte warp stores along the transposed row.
 constexpr int kColsPerBlock = 32;
 
+// kSingle: one group, passed by value as `one` (tile blockIdx.x starts at row 128 blockIdx.x),
+// so that a plain transposed quantization uploads no lists.
+template <bool kSingle>
 __global__ void quantize_transposed_kernel(const float* __restrict__ x, std::int64_t cols,
                                            const Fp8TransposedGroup* __restrict__ groups,
-                                           const int2* __restrict__ tiles, std::uint8_t* __restrict__ q,
-                                           float* __restrict__ scale, float fp8_max, bool pow2,
-                                           __nv_fp8_interpretation_t fmt) {
+                                           const int2* __restrict__ tiles, Fp8TransposedGroup one,
+                                           std::uint8_t* __restrict__ q, float* __restrict__ scale, float fp8_max,
+                                           bool pow2, __nv_fp8_interpretation_t fmt) {
   __shared__ float tile[kBlock][kColsPerBlock + 1];
-  const int2 t = tiles[blockIdx.x];
-  const Fp8TransposedGroup g = groups[t.x];
+  const int2 t = kSingle ? int2{0, static_cast<int>(blockIdx.x) * kBlock} : tiles[blockIdx.x];
+  const Fp8TransposedGroup g = kSingle ? one : groups[t.x];
   const std::int64_t r0 = t.y;  // the tile's first row within the group
   const std::int64_t c0 = static_cast<std::int64_t>(blockIdx.y) * kColsPerBlock;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -295,6 +298,14 @@ void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const 
   }
   if (tiles.empty()) return;
   CRUCIBLE_CHECK(ceil_div(cols, kColsPerBlock) < 65536, "quantize_fp8_transposed: ", cols, " columns exceed the grid");
+  if (work.size() == 1) {  // one group (a dense linear's Wgrad operand): nothing to upload
+    const dim3 grid(static_cast<unsigned>(tiles.size()), static_cast<unsigned>(ceil_div(cols, kColsPerBlock)));
+    quantize_transposed_kernel<true><<<grid, 256, 0, stream>>>(x, cols, nullptr, nullptr, work[0], q, scale,
+                                                               fp8_max_of(opts.format), opts.pow2_scales,
+                                                               interpretation(opts.format));
+    CHECK_CUDA_LAUNCH();
+    return;
+  }
   // NOTE: pageable uploads return once staged; the buffer is freed in stream order.
   const std::size_t group_bytes = work.size() * sizeof(Fp8TransposedGroup);
   DeviceScratch meta(group_bytes + tiles.size() * sizeof(int2), stream);
@@ -302,9 +313,9 @@ void quantize_fp8_transposed(const float* x, std::int64_t cols, std::span<const 
   CHECK_CUDA(cudaMemcpyAsync(meta.as<char>() + group_bytes, tiles.data(), tiles.size() * sizeof(int2),
                              cudaMemcpyHostToDevice, stream));
   const dim3 grid(static_cast<unsigned>(tiles.size()), static_cast<unsigned>(ceil_div(cols, kColsPerBlock)));
-  quantize_transposed_kernel<<<grid, 256, 0, stream>>>(
-      x, cols, meta.as<Fp8TransposedGroup>(), reinterpret_cast<const int2*>(meta.as<char>() + group_bytes), q, scale,
-      fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
+  quantize_transposed_kernel<false><<<grid, 256, 0, stream>>>(
+      x, cols, meta.as<Fp8TransposedGroup>(), reinterpret_cast<const int2*>(meta.as<char>() + group_bytes),
+      Fp8TransposedGroup{}, q, scale, fp8_max_of(opts.format), opts.pow2_scales, interpretation(opts.format));
   CHECK_CUDA_LAUNCH();
 }
 

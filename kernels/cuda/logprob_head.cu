@@ -133,15 +133,15 @@ void lse_update(const float* logits, std::int64_t T, std::int64_t n, std::int64_
   CHECK_CUDA_LAUNCH();
 }
 
-// logits [T, n] -> g = -dlogp exp(l - lse) (+ dlogp at the target), written to `out`:
-// in place as FP32 (Out = float, out == logits), or rounded RNE to BF16 straight into the
-// GEMMs' operand (Out = bf16), the bits cast_f32_to_bf16 would make of the FP32 g.
 template <typename Out>
 __device__ __forceinline__ void store_grad(Out* out, std::int64_t i, float v) {
   if constexpr (std::is_same_v<Out, float>) out[i] = v;
   else out[i] = __float2bfloat16_rn(v);
 }
 
+// logits [T, n] -> g = -dlogp exp(l - lse) (+ dlogp at the target), written to `out`:
+// in place as FP32 (Out = float, out == logits), or rounded RNE to BF16 straight into the
+// GEMMs' operand (Out = bf16), the bits cast_f32_to_bf16 would make of the FP32 g.
 // Thread k of block (t, y) handles elements 4 (256 y + k) .. + 3 of row t: one 16-byte
 // load (and an 8- or 16-byte store) when kVec (n % 4 == 0), else 4 scalar accesses.
 template <typename Out, bool kVec>

@@ -53,17 +53,17 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void rope_apply(float* x, const std::int32_t* pos, const float* cos, const float* sin, std::int64_t T,
-                std::int64_t H, std::int64_t d, std::int64_t rot, std::int64_t max_pos, bool interleaved,
-                bool inverse, void* stream) {
+                std::int64_t H, std::int64_t d, std::int64_t offset, std::int64_t rot, std::int64_t max_pos,
+                bool interleaved, bool inverse, void* stream) {
   const std::int64_t half = rot / 2, n_pairs = T * H * half;
   if (n_pairs == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(detail::ceil_div(n_pairs, kThreads));
   const float sign = inverse ? -1.0f : 1.0f;
   if (interleaved)
-    rope_kernel<true><<<grid, kThreads, 0, st>>>(x, pos, cos, sin, H, d, half, max_pos, n_pairs, sign);
+    rope_kernel<true><<<grid, kThreads, 0, st>>>(x + offset, pos, cos, sin, H, d, half, max_pos, n_pairs, sign);
   else
-    rope_kernel<false><<<grid, kThreads, 0, st>>>(x, pos, cos, sin, H, d, half, max_pos, n_pairs, sign);
+    rope_kernel<false><<<grid, kThreads, 0, st>>>(x + offset, pos, cos, sin, H, d, half, max_pos, n_pairs, sign);
   CHECK_CUDA_LAUNCH();
 }
 

@@ -245,7 +245,8 @@ TEST_CASE("embedding: CUDA forward and backward match the CPU twin bit for bit",
 // ------------------------------------------------------------------------------- RoPE
 //
 // Bit for bit: the same four products and two sums per pair, each rounded once, on
-// both sides; forward and inverse. Tables [16384, rot/2] of pos * 10000^(-2i/rot),
+// both sides; forward and inverse; where rot < d, also over the last rot dims
+// (rope_apply_at). Tables [16384, rot/2] of pos * 10000^(-2i/rot),
 // times 1.25 (a YaRN-style attention factor); positions uniform over the table.
 TEST_CASE("rope: CUDA matches the CPU twin bit for bit, forward and inverse", "[gpu][rope]") {
   REQUIRE(cuda_device_count() > 0);
@@ -273,6 +274,12 @@ TEST_CASE("rope: CUDA matches the CPU twin bit for bit, forward and inverse", "[
       Tensor xg = to_gpu(x);
       ops::rope_apply(xg, posg, cosg, sing, rot, c.interleaved, inverse);
       require_same_bits(name, xc, xg);
+      if (d == rot) continue;
+      // The window at the end of each head (MLA's query rope dims): rope_apply_at.
+      Tensor wc = x.clone(), wg = to_gpu(x);
+      ops::rope_apply_at(wc, d - rot, pos, cos, sin, rot, c.interleaved, inverse);
+      ops::rope_apply_at(wg, d - rot, posg, cosg, sing, rot, c.interleaved, inverse);
+      require_same_bits(name + " at offset " + std::to_string(d - rot), wc, wg);
     }
   }
 }
@@ -281,9 +288,8 @@ TEST_CASE("rope: CUDA matches the CPU twin bit for bit, forward and inverse", "[
 //
 // cast_f32_to_bf16 (kernels/cuda/gemm_prep_cuda.h), the cast in front of every BF16 GEMM:
 // the bits of core's f32_to_bf16 (RNE; a NaN stays a NaN, whose payload may differ) for
-// every element, at lengths and
-// offsets that take the 8-wide path, the scalar path and the tail, with NaN, +-Inf,
-// subnormals and ties in the input.
+// every element, at lengths and offsets that take the 8-wide path, the scalar path and
+// the tail, with NaN, +-Inf, subnormals and ties in the input.
 TEST_CASE("cast_f32_to_bf16: the CPU's RNE bits, aligned or not, any length", "[gpu][cast]") {
   REQUIRE(cuda_device_count() > 0);
   const std::int64_t total = 1000003 + 16;

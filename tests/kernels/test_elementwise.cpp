@@ -15,6 +15,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -389,6 +390,35 @@ TEST_CASE("rope interleaved and half-split agree up to a permutation of dims", "
       REQUIRE(xi.data<float>()[r * d + 2 * i] == xh.data<float>()[r * d + i]);
       REQUIRE(xi.data<float>()[r * d + 2 * i + 1] == xh.data<float>()[r * d + i + rot / 2]);
     }
+}
+
+TEST_CASE("rope_apply_at rotates dims [offset, offset + rot) as rope_apply on their copy", "[kernels][rope]") {
+  // MLA's query heads [nope | rope]: rotating the window in place must equal copying it
+  // out, rotating the copy and copying it back, bit for bit, and leave the rest alone.
+  const std::int64_t T = 5, H = 3, d = 14, rot = 6;
+  Tensor cos, sin;
+  make_tables(32, rot, 1.0, cos, sin);
+  const Tensor pos = ids_tensor({0, 7, 31, 2, 19}, "pos");
+  const Tensor x = random_tensor(Shape{T, H, d}, 11, "q");
+  for (std::int64_t offset : {0, 3, 8}) {
+    for (bool interleaved : {true, false}) {
+      for (bool inverse : {false, true}) {
+        Tensor in_place = x.clone();
+        ops::rope_apply_at(in_place, offset, pos, cos, sin, rot, interleaved, inverse);
+        Tensor window(Shape{T, H, rot}, DType::F32);
+        for (std::int64_t r = 0; r < T * H; ++r)
+          for (std::int64_t i = 0; i < rot; ++i) window.data<float>()[r * rot + i] = x.data<float>()[r * d + offset + i];
+        ops::rope_apply(window, pos, cos, sin, rot, interleaved, inverse);
+        Tensor expect = x.clone();
+        for (std::int64_t r = 0; r < T * H; ++r)
+          for (std::int64_t i = 0; i < rot; ++i) expect.data<float>()[r * d + offset + i] = window.data<float>()[r * rot + i];
+        INFO("offset " << offset << (interleaved ? " interleaved" : " half-split") << (inverse ? " inverse" : ""));
+        REQUIRE(std::memcmp(in_place.raw(), expect.raw(), x.nbytes()) == 0);
+      }
+    }
+  }
+  Tensor q = x.clone();
+  CHECK_THROWS_WITH(ops::rope_apply_at(q, 9, pos, cos, sin, rot, true), Catch::Contains("outside the head dim"));
 }
 
 TEST_CASE("rope rejects bad positions and rotary dims", "[kernels][rope]") {
