@@ -60,20 +60,40 @@ AttnShape check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 #ifdef CRUCIBLE_WITH_CUDA
 cuda::AttentionShape cuda_shape(const AttnShape& d) { return {d.T, d.Hq, d.Hkv, d.dqk, d.dv, d.n_seq}; }
+
+std::uint16_t* bf16_of(const Tensor& t) { return t.defined() ? static_cast<std::uint16_t*>(t.raw()) : nullptr; }
+
+// kept's tensors, checked against q, k, v: BF16 of their shapes on their device.
+cuda::Bf16Qkv kept_operands(const AttentionOperands* kept, const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (kept == nullptr || !kept->q.defined()) return {};
+  const std::pair<const Tensor*, const Tensor*> pairs[] = {{&kept->q, &q}, {&kept->k, &k}, {&kept->v, &v}};
+  for (const auto& [b, f] : pairs)
+    CRUCIBLE_CHECK(b->defined() && b->dtype() == DType::BF16 && b->shape() == f->shape() && b->device() == f->device(),
+                   "attention_backward: the kept BF16 operands do not match q, k, v (", f->name(), " ",
+                   f->shape().str(), " on ", f->device().str(), ": kept ", b->defined() ? dtype_name(b->dtype()) : "none",
+                   " ", b->defined() ? b->shape().str() : "", ")");
+  return {bf16_of(kept->q), bf16_of(kept->k), bf16_of(kept->v)};
+}
 #endif
 
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_seqlens, float scale,
-                       Tensor& out, Tensor& lse, const Stream& stream) {
+                       Tensor& out, Tensor& lse, const Stream& stream, AttentionOperands* keep) {
   const char* op = "attention_forward";
   const AttnShape d = check_inputs(q, k, v, cu_seqlens, op);
   check_f32(out, q.device(), "attention_forward out", Shape{d.T, d.Hq, d.dv});
   check_f32(lse, q.device(), "attention_forward lse", Shape{d.T, d.Hq});
+  if (keep) *keep = AttentionOperands{};
   if (q.device().is_cpu()) return cpu::attention_forward(q, k, v, cu_seqlens, scale, out, lse);
 #ifdef CRUCIBLE_WITH_CUDA
+  if (keep && cuda::attention_head_dims_supported(d.dqk, d.dv))
+    *keep = AttentionOperands{Tensor::empty(q.shape(), DType::BF16, q.device(), "attention.q_bf16"),
+                              Tensor::empty(k.shape(), DType::BF16, q.device(), "attention.k_bf16"),
+                              Tensor::empty(v.shape(), DType::BF16, q.device(), "attention.v_bf16")};
   cuda::attention_forward(f32(q), f32(k), f32(v), static_cast<const std::int32_t*>(cu_seqlens.raw()),
-                          cuda_shape(d), scale, f32_out(out), f32_out(lse), stream.handle());
+                          cuda_shape(d), scale, f32_out(out), f32_out(lse), stream.handle(),
+                          keep ? cuda::Bf16Qkv{bf16_of(keep->q), bf16_of(keep->k), bf16_of(keep->v)} : cuda::Bf16Qkv{});
 #else
   (void)stream;
   CRUCIBLE_FAIL(op, " on ", q.device().str(), " needs a CUDA build");
@@ -82,7 +102,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const Tensor& cu_seqlens, float scale, Tensor& dq, Tensor& dk,
-                        Tensor& dv, const Stream& stream) {
+                        Tensor& dv, const Stream& stream, const AttentionOperands* kept) {
   const char* op = "attention_backward";
   const AttnShape d = check_inputs(q, k, v, cu_seqlens, op);
   const Device dev = q.device();
@@ -96,9 +116,10 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
 #ifdef CRUCIBLE_WITH_CUDA
   cuda::attention_backward(f32(dout), f32(q), f32(k), f32(v), f32(out), f32(lse),
                            static_cast<const std::int32_t*>(cu_seqlens.raw()), cuda_shape(d), scale, f32_out(dq),
-                           f32_out(dk), f32_out(dv), stream.handle());
+                           f32_out(dk), f32_out(dv), stream.handle(), kept_operands(kept, q, k, v));
 #else
   (void)stream;
+  (void)kept;
   CRUCIBLE_FAIL(op, " on ", dev.str(), " needs a CUDA build");
 #endif
 }

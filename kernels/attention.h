@@ -22,13 +22,25 @@
 
 namespace crucible::ops {
 
+// The BF16 (RNE) copies of q, k and v that the CUDA tensor-core kernels multiply.
+// attention_forward given `keep` leaves them there (BF16 tensors of q's, k's and v's
+// shapes), and attention_backward given them rounds q, k, v no more: the same bits, three
+// casts fewer per layer, for the memory of the three BF16 tensors. The CPU and the CUDA
+// FP32 fallback dims leave keep undefined, and ignore it.
+struct AttentionOperands {
+  Tensor q, k, v;
+};
+
 // q [T, Hq, dqk], k [T, Hkv, dqk], v [T, Hkv, dv] -> out [T, Hq, dv] (written);
 // lse [T, Hq] (log-sum-exp of the scaled scores) saved for backward.
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu_seqlens,
-                       float scale, Tensor& out, Tensor& lse, const Stream& stream = Stream());
-// dq, dk, dv written (same shapes as q, k, v).
+                       float scale, Tensor& out, Tensor& lse, const Stream& stream = Stream(),
+                       AttentionOperands* keep = nullptr);
+// dq, dk, dv written (same shapes as q, k, v). kept: attention_forward's keep of these
+// q, k, v, or nullptr.
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& out, const Tensor& lse, const Tensor& cu_seqlens, float scale,
-                        Tensor& dq, Tensor& dk, Tensor& dv, const Stream& stream = Stream());
+                        Tensor& dq, Tensor& dk, Tensor& dv, const Stream& stream = Stream(),
+                        const AttentionOperands* kept = nullptr);
 
 }  // namespace crucible::ops

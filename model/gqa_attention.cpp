@@ -38,7 +38,8 @@ void gqa_forward(const ModelConfig& c, const GqaParams& p, const Tensor& x, cons
   ops::rope_apply(s.k, seq.pos, seq.rope->cos, seq.rope->sin, d, false);
   s.o = Tensor::empty(Shape{T, nh, d}, DType::F32, dev, "attn.o");
   s.lse = Tensor::empty(Shape{T, nh}, DType::F32, dev, "attn.lse");
-  ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
+  ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse, Stream(),
+                         &s.qkv16);
   ops::linear_forward(s.o.reshape(Shape{T, nh * d}), p.o.w, Tensor(), y, prec);
 }
 
@@ -54,7 +55,7 @@ void gqa_backward(const ModelConfig& c, GqaParams& p, const Tensor& dy, const Se
   Tensor dq = Tensor::empty(Shape{T, nh, d}, DType::F32, dev), dk = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev);
   Tensor dv = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev);
   ops::attention_backward(d_o.reshape(Shape{T, nh, d}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
-                          static_cast<float>(c.softmax_scale()), dq, dk, dv);
+                          static_cast<float>(c.softmax_scale()), dq, dk, dv, Stream(), &s.qkv16);
   // RoPE is a rotation: its backward is the inverse rotation.
   ops::rope_apply(dq, seq.pos, seq.rope->cos, seq.rope->sin, d, false, true);
   ops::rope_apply(dk, seq.pos, seq.rope->cos, seq.rope->sin, d, false, true);

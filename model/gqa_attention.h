@@ -5,6 +5,7 @@
 // y = o Wo^T.
 #pragma once
 
+#include "kernels/attention.h"
 #include "model/block.h"
 
 namespace crucible {
@@ -20,6 +21,7 @@ struct GqaSaved {
   Tensor q, k, v;  // [T, Hq, d], [T, Hkv, d], [T, Hkv, d] (q, k after RoPE)
   Tensor o;        // [T, Hq, d] attention output
   Tensor lse;      // [T, Hq]
+  ops::AttentionOperands qkv16;  // q, k, v in BF16 as the attention kernels read them (CUDA)
 };
 
 void gqa_forward(const ModelConfig& c, const GqaParams& p, const Tensor& x, const SeqLayout& seq,

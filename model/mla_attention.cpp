@@ -85,7 +85,8 @@ void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, cons
   s.o = Tensor::empty(Shape{T, nh, dv}, DType::F32, dev, "mla.o");
   s.lse = Tensor::empty(Shape{T, nh}, DType::F32, dev, "mla.lse");
   CRUCIBLE_PROFILE_SCOPE("mla.fwd.core+o");
-  ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse);
+  ops::attention_forward(s.q, s.k, s.v, seq.cu_seqlens, static_cast<float>(c.softmax_scale()), s.o, s.lse, Stream(),
+                         &s.qkv16);
   ops::linear_forward(s.o.reshape(Shape{T, nh * dv}), p.o.w, Tensor(), y, prec);
 }
 
@@ -106,7 +107,7 @@ void mla_backward(const ModelConfig& c, MlaParams& p, const Tensor& dy, const Se
   std::optional<profile::Scope> part;
   part.emplace("mla.bwd.core");
   ops::attention_backward(d_o.reshape(Shape{T, nh, dv}), s.q, s.k, s.v, s.o, s.lse, seq.cu_seqlens,
-                          static_cast<float>(c.softmax_scale()), dq, dk, dv_);
+                          static_cast<float>(c.softmax_scale()), dq, dk, dv_, Stream(), &s.qkv16);
   part.reset();
   part.emplace("mla.bwd.headcopy");
   Tensor dq2 = dq.reshape(Shape{T, nh * dqk}), dk2 = dk.reshape(Shape{T, nh * dqk});

@@ -11,6 +11,7 @@
 // The absorbed decode form (attention over the latent cache) lives in rollout/.
 #pragma once
 
+#include "kernels/attention.h"
 #include "model/block.h"
 
 namespace crucible {
@@ -28,6 +29,7 @@ struct MlaSaved {
   Tensor ckv, ckv_n, ckv_rstd;  // [T, kv_lora], [T, kv_lora], [T]
   Tensor q, k, v;       // [T, nh, dqk], [T, nh, dqk], [T, nh, dv] (after RoPE)
   Tensor o, lse;        // [T, nh, dv], [T, nh]
+  ops::AttentionOperands qkv16;  // q, k, v in BF16 as the attention kernels read them (CUDA)
 };
 
 void mla_forward(const ModelConfig& c, const MlaParams& p, const Tensor& x, const SeqLayout& seq,

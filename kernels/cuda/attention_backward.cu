@@ -379,7 +379,7 @@ void launch_backward(const BackwardParams& p, std::int64_t n_seq, cudaStream_t s
 
 void attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* out,
                         const float* lse, const std::int32_t* cu_seqlens, const AttentionShape& s, float scale,
-                        float* dq, float* dk, float* dv, void* stream) {
+                        float* dq, float* dk, float* dv, void* stream, Bf16Qkv kept) {
   if (!attention_head_dims_supported(s.dqk, s.dv))
     return attention_backward_generic(dout, q, k, v, out, lse, cu_seqlens, s, scale, dq, dk, dv, stream);
   CRUCIBLE_CHECK(s.T < (std::int64_t{1} << 31) && s.n_seq < (std::int64_t{1} << 31) && s.Hq <= 65535,
@@ -397,13 +397,19 @@ void attention_backward(const float* dout, const float* q, const float* k, const
   attention_delta_kernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kThreads, 0, st>>>(
       dout, out, delta, rows, static_cast<int>(s.dv));
   CHECK_CUDA_LAUNCH();
-  // BF16 copies (RNE, the rounding the kernels applied while staging before), made once.
-  const DeviceScratch dob = bf16_copy(dout, s.T * s.Hq * s.dv, st), qb = bf16_copy(q, s.T * s.Hq * s.dqk, st),
-                      kb = bf16_copy(k, s.T * s.Hkv * s.dqk, st), vb = bf16_copy(v, s.T * s.Hkv * s.dv, st);
+  // BF16 copies (RNE, the rounding the kernels applied while staging before), made once;
+  // q, k, v's from the forward when it kept them.
+  DeviceScratch scratch[3];
+  auto rounded = [&](const float* x, std::int64_t n, const std::uint16_t* have, DeviceScratch& local) -> const bf16* {
+    if (have != nullptr) return reinterpret_cast<const bf16*>(have);
+    local = bf16_copy(x, n, st);
+    return local.as<bf16>();
+  };
+  const DeviceScratch dob = bf16_copy(dout, s.T * s.Hq * s.dv, st);
   const BackwardParams p{dob.as<bf16>(),
-                         qb.as<bf16>(),
-                         kb.as<bf16>(),
-                         vb.as<bf16>(),
+                         rounded(q, s.T * s.Hq * s.dqk, kept.q, scratch[0]),
+                         rounded(k, s.T * s.Hkv * s.dqk, kept.k, scratch[1]),
+                         rounded(v, s.T * s.Hkv * s.dv, kept.v, scratch[2]),
                          lse,
                          delta,
                          cu_seqlens,

@@ -28,14 +28,25 @@ struct AttentionShape {
 bool attention_head_dims_supported(std::int64_t dqk, std::int64_t dv);
 constexpr std::int64_t kGenericMaxDim = 512;
 
+// The BF16 (RNE) copies of q, k, v that the tensor-core kernels multiply (device, the
+// shapes of q, k, v; 16-byte aligned): written by attention_forward when given, read by
+// attention_backward instead of rounding q, k, v again. All null: none.
+struct Bf16Qkv {
+  std::uint16_t* q = nullptr;
+  std::uint16_t* k = nullptr;
+  std::uint16_t* v = nullptr;
+};
+
 // q [T, Hq, dqk], k [T, Hkv, dqk], v [T, Hkv, dv], cu_seqlens [B + 1] i32 (device) ->
-// out [T, Hq, dv] (=), lse [T, Hq] (=).
+// out [T, Hq, dv] (=), lse [T, Hq] (=); keep (tensor-core dims only) =.
 void attention_forward(const float* q, const float* k, const float* v, const std::int32_t* cu_seqlens,
-                       const AttentionShape& shape, float scale, float* out, float* lse, void* stream);
-// dout, out [T, Hq, dv]; lse [T, Hq] -> dq [T, Hq, dqk], dk [T, Hkv, dqk], dv [T, Hkv, dv] (all =).
+                       const AttentionShape& shape, float scale, float* out, float* lse, void* stream,
+                       Bf16Qkv keep = {});
+// dout, out [T, Hq, dv]; lse [T, Hq] -> dq [T, Hq, dqk], dk [T, Hkv, dqk], dv [T, Hkv, dv] (all =);
+// kept: attention_forward's keep of the same q, k, v (tensor-core dims only), or none.
 void attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* out,
                         const float* lse, const std::int32_t* cu_seqlens, const AttentionShape& shape,
-                        float scale, float* dq, float* dk, float* dv, void* stream);
+                        float scale, float* dq, float* dk, float* dv, void* stream, Bf16Qkv kept = {});
 
 // The FP32 fallback (attention_generic.cu), same contract, any dqk, dv <= kGenericMaxDim;
 // attention_forward/attention_backward call it for dims without a tensor-core variant.

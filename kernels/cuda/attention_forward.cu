@@ -216,7 +216,7 @@ bool attention_head_dims_supported(std::int64_t dqk, std::int64_t dv) {
 }
 
 void attention_forward(const float* q, const float* k, const float* v, const std::int32_t* cu_seqlens,
-                       const AttentionShape& s, float scale, float* out, float* lse, void* stream) {
+                       const AttentionShape& s, float scale, float* out, float* lse, void* stream, Bf16Qkv keep) {
   if (!attention_head_dims_supported(s.dqk, s.dv))
     return attention_forward_generic(q, k, v, cu_seqlens, s, scale, out, lse, stream);
   CRUCIBLE_CHECK(s.T < (std::int64_t{1} << 31) && s.n_seq < (std::int64_t{1} << 31) && s.Hq <= 65535,
@@ -227,12 +227,20 @@ void attention_forward(const float* q, const float* k, const float* v, const std
                    "attention_forward (CUDA): q, k, v and out must be 16-byte aligned");
   if (s.T == 0 || s.n_seq == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
-  // BF16 copies (RNE), made once and read by every tile that needs them.
-  const DeviceScratch qb = bf16_copy(q, s.T * s.Hq * s.dqk, st), kb = bf16_copy(k, s.T * s.Hkv * s.dqk, st),
-                      vb = bf16_copy(v, s.T * s.Hkv * s.dv, st);
-  const ForwardParams p{qb.as<bf16>(),
-                        kb.as<bf16>(),
-                        vb.as<bf16>(),
+  // BF16 copies (RNE), made once and read by every tile that needs them: into keep when
+  // given (attention_backward reads them), else into scratch.
+  DeviceScratch scratch[3];
+  auto rounded = [&](const float* x, std::int64_t n, std::uint16_t* into, DeviceScratch& local) -> const bf16* {
+    if (into == nullptr) {
+      local = bf16_copy(x, n, st);
+      return local.as<bf16>();
+    }
+    cast_f32_to_bf16(x, into, n, st);
+    return reinterpret_cast<const bf16*>(into);
+  };
+  const ForwardParams p{rounded(q, s.T * s.Hq * s.dqk, keep.q, scratch[0]),
+                        rounded(k, s.T * s.Hkv * s.dqk, keep.k, scratch[1]),
+                        rounded(v, s.T * s.Hkv * s.dv, keep.v, scratch[2]),
                         cu_seqlens,
                         out,
                         lse,

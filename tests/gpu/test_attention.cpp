@@ -4,7 +4,8 @@
 // attention_cases.h, packed sequences of uneven lengths (1, 0 and tile edges included).
 // Every comparison checks NaN/Inf positions first (GPU outputs start as NaN, so a row
 // the kernel forgets fails here), then |gpu - cpu| <= tol per element. Two runs of each
-// GPU op must give identical bits (determinism).
+// GPU op must give identical bits (determinism), and so must the forward that keeps its
+// BF16 q, k, v and the backward that reads them (ops::AttentionOperands).
 //
 // The CUDA twin rounds q, k, v, dout (and P, dS before their products) to BF16 (RNE,
 // unit roundoff u_b = 2^-8) and accumulates in FP32 (u = 2^-24). Two checks:
@@ -246,6 +247,22 @@ TEST_CASE("attention: CUDA forward and backward match the CPU twin", "[gpu][atte
     require_same_bits(name + " dq, second run", g1[0], g2[0]);
     require_same_bits(name + " dk, second run", g1[1], g2[1]);
     require_same_bits(name + " dv, second run", g1[2], g2[2]);
+    {  // The forward's kept BF16 q, k, v: the same forward, and the same backward bits.
+      ops::AttentionOperands kept;
+      Tensor out_k = to_gpu(nan_tensor(o_shape, "out_kept")), lse_k = to_gpu(nan_tensor(l_shape, "lse_kept"));
+      ops::attention_forward(qbg, kbg, vbg, cu_g, pb.scale, out_k, lse_k, Stream(), &kept);
+      REQUIRE(kept.q.defined());
+      Tensor out_r = to_gpu(nan_tensor(o_shape, "out_r")), lse_r = to_gpu(nan_tensor(l_shape, "lse_r"));
+      ops::attention_forward(qbg, kbg, vbg, cu_g, pb.scale, out_r, lse_r);
+      require_same_bits(name + " out with kept operands", on_host(out_r), out_k);
+      require_same_bits(name + " lse with kept operands", on_host(lse_r), lse_k);
+      Tensor dq = to_gpu(nan_tensor(pb.q.shape(), "dq_kept")), dk = to_gpu(nan_tensor(pb.k.shape(), "dk_kept")),
+             dv = to_gpu(nan_tensor(pb.v.shape(), "dv_kept"));
+      ops::attention_backward(dog, qbg, kbg, vbg, outcg, lsecg, cu_g, pb.scale, dq, dk, dv, Stream(), &kept);
+      require_same_bits(name + " dq with kept operands", g1[0], dq);
+      require_same_bits(name + " dk with kept operands", g1[1], dk);
+      require_same_bits(name + " dv with kept operands", g1[2], dv);
+    }
 
     const BackwardMagnitudes mag = backward_magnitudes(pb, out_c, lse_c);
     std::vector<double> e_seq(pb.cu.size() - 1, 0.0);  // max e_t over each sequence's tokens and heads
