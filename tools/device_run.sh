@@ -12,6 +12,8 @@
 # device call; run it in parts there:
 #   bash tools/device_run.sh tests ['[tag]...']   # tests/gpu only (Catch2 filter)
 #   bash tools/device_run.sh bench                # the benchmarks and their peers only
+#   bash tools/device_run.sh trace                # the h100 teacher's step, kernel by kernel
+#                                                 # (bench/gpu/trace through CUPTI), both precisions
 #   bash tools/device_run.sh dp                   # 2+ GPUs: data parallel over NCCL (mpirun):
 #                                                 # the 2-rank NCCL and overlap tests, bench_gpu_dp_step on 1
 #                                                 # and N ranks vs PyTorch DDP (torchrun), and the
@@ -28,6 +30,13 @@ if [ "${1:-}" = "--prepare" ]; then
   rm -rf "$stage" && mkdir -p "$stage/lib"
   cp build-cuda/crucible build-cuda/tests/test_gpu build-cuda/bench/bench_gpu_* "$stage/"
   cp -L /usr/lib/x86_64-linux-gnu/libtomlplusplus.so.3 "$stage/lib/"
+  # The per-kernel tracer and the CUPTI it loads (the GPU image has no Nsight).
+  if [ -f build-cuda/bench/libcrucible_kernel_trace.so ]; then
+    cp build-cuda/bench/libcrucible_kernel_trace.so "$stage/lib/"
+    for cupti in /usr/local/cuda/lib64/libcupti.so.* /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.*; do
+      if [ -f "$cupti" ]; then cp -L "$cupti" "$stage/lib/"; break; fi
+    done
+  fi
   # configs/h100.toml's tokenizer, where ../shared has it (the device sees the working
   # tree only): run it there with --set task.tokenizer=build-cuda/stage/deepseek_v3.
   if [ -f ../shared/data/tokenizers/deepseek_v3/tokenizer.json ]; then
@@ -106,6 +115,14 @@ for run in sys.argv[1:]:
     print(f"demo held-out accuracy after each stage ({run}): {accuracies(run)}")
 PY
     tee -a "$out/dp.txt"
+fi
+if [ "$part" = trace ]; then
+  # Only the timed steps count (their cudaProfilerStart/Stop range); DIV = --iters.
+  for prec in fp8 bf16; do
+    CRUCIBLE_TRACE_DIV=5 CRUCIBLE_TRACE_TOP=25 LD_PRELOAD="$PWD/$stage/lib/libcrucible_kernel_trace.so" \
+      "$stage/bench_gpu_model_step" --precision "$prec" --iters 5 2>&1 | tee "$out/trace_$prec.txt" ||
+      status=1
+  done
 fi
 if [ "$part" = all ] || [ "$part" = bench ]; then
   for b in "$stage"/bench_gpu_*; do
