@@ -25,6 +25,7 @@
 #include "kernels/logprob_head.h"
 #include "model/transformer.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::checkpoints;
@@ -125,7 +126,7 @@ std::vector<std::vector<double>> crucible_rows(ModelWeights& w, const std::vecto
 double max_diff(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
   double worst = 0;
   for (std::size_t t = 0; t < a.size(); ++t)
-    for (std::size_t v = 0; v < a[t].size(); ++v) worst = std::max(worst, std::fabs(a[t][v] - b[t][v]));
+    for (std::size_t v = 0; v < a[t].size(); ++v) worst = testing::worst_of(worst, std::fabs(a[t][v] - b[t][v]));
   return worst;
 }
 
@@ -135,7 +136,7 @@ double max_diff(const std::vector<std::vector<double>>& a, const json::Value& ro
   for (std::size_t t = 0; t < a.size(); ++t) {
     const auto& r = rows.as_array()[t].as_array();
     REQUIRE(r.size() == a[t].size());
-    for (std::size_t v = 0; v < r.size(); ++v) worst = std::max(worst, std::fabs(r[v].as_double() - a[t][v]));
+    for (std::size_t v = 0; v < r.size(); ++v) worst = testing::worst_of(worst, std::fabs(r[v].as_double() - a[t][v]));
   }
   return worst;
 }

@@ -13,6 +13,7 @@
 #include "core/numerics.h"
 #include "core/rng.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::checkpoints;
@@ -191,7 +192,7 @@ TEST_CASE("Q8_0: bit-exact with ggml's reference, ties away from zero, error wit
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[blk * 32 + j]));
     const float d = amax / 127.0f, d16 = f16_to_f32(f32_to_f16(d));
     const double bound = 0.5 * d + 127.0 * std::fabs(d16 - d) + 1e-12;
-    for (int j = 0; j < 32; ++j) worst = std::max(worst, std::fabs(v[blk * 32 + j] - back[blk * 32 + j]) / bound);
+    for (int j = 0; j < 32; ++j) worst = testing::worst_of(worst, std::fabs(v[blk * 32 + j] - back[blk * 32 + j]) / bound);
   }
   CHECK(worst <= 1.0);
   std::vector<float> bad(32, 1.0f);
@@ -338,7 +339,7 @@ TEST_CASE("exported qwen2/llama GGUF: key types, tensor names, types and data", 
         REQUIRE(got.size() == want.size());
         double worst = 0, amax = 0;
         for (std::size_t i = 0; i < got.size(); ++i) {
-          worst = std::max(worst, static_cast<double>(std::fabs(got[i] - want[i])));
+          worst = testing::worst_of(worst, static_cast<double>(std::fabs(got[i] - want[i])));
           amax = std::max(amax, static_cast<double>(std::fabs(want[i])));
         }
         INFO(ps.name);

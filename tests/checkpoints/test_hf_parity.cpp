@@ -11,6 +11,7 @@
 #include "kernels/logprob_head.h"
 #include "model/transformer.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 namespace fs = std::filesystem;
@@ -43,7 +44,7 @@ void check_against_golden(ModelWeights& weights, const json::Value& golden, cons
     const auto& s = golden.at("sequences").as_array()[si];
     const auto& next = s.at("next_token_logprobs").as_array();
     for (std::size_t t = 0; t < next.size(); ++t)
-      worst_next = std::max(worst_next, std::abs(next[t].as_double() - logp.data<float>()[base + t]));
+      worst_next = testing::worst_of(worst_next, std::abs(next[t].as_double() - logp.data<float>()[base + t]));
     // Top-5 log-probs by rank, and the ids wherever ranks are separated by more than the tolerance.
     const auto& top_ids = s.at("top5_ids").as_array();
     const auto& top_lps = s.at("top5_logprobs").as_array();
@@ -52,7 +53,7 @@ void check_against_golden(ModelWeights& weights, const json::Value& golden, cons
       for (std::size_t r = 0; r < 5; ++r) {
         const double want = top_lps[t].as_array()[r].as_double();
         const double got = lps.data<float>()[(base + t) * V + r];
-        worst_top = std::max(worst_top, std::abs(want - got));
+        worst_top = testing::worst_of(worst_top, std::abs(want - got));
         const bool separated = (r == 0 || top_lps[t].as_array()[r - 1].as_double() - want > 10 * kTol) &&
                                (r == 4 || want - top_lps[t].as_array()[r + 1].as_double() > 10 * kTol);
         if (separated) {
@@ -66,7 +67,7 @@ void check_against_golden(ModelWeights& weights, const json::Value& golden, cons
     for (std::size_t t = 0; t < full.size(); ++t)
       for (std::int64_t r = 0; r < V; ++r) {
         const std::int32_t id = ids.data<std::int32_t>()[(base + t) * V + r];
-        worst_full = std::max(worst_full, std::abs(full[t].as_array()[id].as_double() - lps.data<float>()[(base + t) * V + r]));
+        worst_full = testing::worst_of(worst_full, std::abs(full[t].as_array()[id].as_double() - lps.data<float>()[(base + t) * V + r]));
       }
     base += static_cast<std::int64_t>(seqs[si].size());
   }

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 namespace {
 
@@ -492,3 +493,12 @@ TEST_CASE("dispatch rejects non-fp8 formats", "[numerics]") {
 }
 
 }  // namespace
+
+TEST_CASE("tests' worst_of keeps a NaN that std::max would drop", "[numerics]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK(std::max(1.0, nan) == 1.0);  // the trap: comparisons with NaN are false
+  CHECK(std::isnan(testing::worst_of(1.0, nan)));
+  CHECK(std::isnan(testing::worst_of(nan, 2.0)));
+  CHECK(testing::worst_of(1.0, 2.0) == 2.0);
+  CHECK(testing::worst_of(3.0, 2.0) == 3.0);
+}

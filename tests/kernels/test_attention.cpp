@@ -10,6 +10,7 @@
 
 #include "kernels/attention.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using Catch::Contains;
@@ -145,7 +146,7 @@ Reference reference(const Problem& pb, const Tensor* dout) {
 double normwise_error(const Tensor& a, const std::vector<double>& ref) {
   double err = 0, mag = 0;
   for (std::int64_t i = 0; i < a.numel(); ++i) {
-    err = std::max(err, std::abs(a.data<float>()[i] - ref[i]));
+    err = testing::worst_of(err, std::abs(a.data<float>()[i] - ref[i]));
     mag = std::max(mag, std::abs(ref[i]));
   }
   return err / std::max(mag, 1e-30);

@@ -8,6 +8,7 @@
 
 #include "kernels/kd_head.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using Catch::Contains;
@@ -98,7 +99,7 @@ TEST_CASE("kd_head backward matches central differences of the float64 loss; dhs
         v = orig;
         const double fd = (up - down) / ((double(orig) + h) - (double(orig) - h));
         const double got = g.data<float>()[k] - offset;
-        worst = std::max(worst, std::abs(fd - got) / std::max(1e-2, std::abs(fd)));
+        worst = testing::worst_of(worst, std::abs(fd - got) / std::max(1e-2, std::abs(fd)));
       }
     };
     check(p.hs, dhs, 0.0f);

@@ -14,6 +14,7 @@
 #include "kernels/logprob_head.h"
 #include "kernels/tensor_ops.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using Catch::Contains;
@@ -100,7 +101,7 @@ Reference reference(const Problem& pb) {
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   double e = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) e = std::max(e, static_cast<double>(std::abs(a.data<float>()[i] - b.data<float>()[i])));
+  for (std::int64_t i = 0; i < a.numel(); ++i) e = testing::worst_of(e, static_cast<double>(std::abs(a.data<float>()[i] - b.data<float>()[i])));
   return e;
 }
 
@@ -171,7 +172,7 @@ TEST_CASE("logprob head backward matches float64 gradients and finite difference
   for (auto [x, ref] : {std::pair{&dh, &rdh}, std::pair{&dw, &rdw}}) {
     double err = 0, mag = 0;
     for (std::int64_t i = 0; i < x->numel(); ++i) {
-      err = std::max(err, std::abs(x->data<float>()[i] - (*ref)[i]));
+      err = testing::worst_of(err, std::abs(x->data<float>()[i] - (*ref)[i]));
       mag = std::max(mag, std::abs((*ref)[i]));
     }
     CHECK(err <= tol * mag);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "tests/worst.h"
 
 namespace crucible::testing {
 
@@ -43,7 +44,7 @@ inline double fd_check(Tensor x, const Tensor& g, const std::function<double()>&
     const double fd = (up - down) / (static_cast<double>(xp) - static_cast<double>(xm));
     const double err = std::abs(fd - gs[i]) /
                        std::max({std::abs(fd), std::abs(static_cast<double>(gs[i])), floor_frac * gmax, 1e-12});
-    worst = std::max(worst, err);
+    worst = testing::worst_of(worst, err);
     ++done;
   }
   return done == samples ? worst : 1e9;  // too many discontinuities: fail loudly

@@ -7,6 +7,7 @@
 #include "rollout/cached_forward.h"
 #include "rollout/generator.h"
 #include "tests/catch.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::rollout;
@@ -78,8 +79,8 @@ TEST_CASE("KV-cache decoding gives the log-probs of a full recompute (MLA latent
       REQUIRE(got_a.size() == 8);
       REQUIRE(got_b.size() == 7);
       double worst = 0;
-      for (std::size_t i = 0; i < got_a.size(); ++i) worst = std::max(worst, double(std::abs(got_a[i] - full.data<float>()[3 + i])));
-      for (std::size_t i = 0; i < got_b.size(); ++i) worst = std::max(worst, double(std::abs(got_b[i] - full.data<float>()[12 + 1 + i])));
+      for (std::size_t i = 0; i < got_a.size(); ++i) worst = testing::worst_of(worst, double(std::abs(got_a[i] - full.data<float>()[3 + i])));
+      for (std::size_t i = 0; i < got_b.size(); ++i) worst = testing::worst_of(worst, double(std::abs(got_b[i] - full.data<float>()[12 + 1 + i])));
       // FP32 both ways; the absorbed MLA form reorders sums, hence not bit-equal.
       // Under fp8 the GQA paths run the same per-row-quantized GEMMs (1x128 tiles
       // do not mix tokens).
@@ -146,7 +147,7 @@ TEST_CASE("generator: seeds reproduce, batch composition does not matter, log-pr
   double worst = 0;
   for (std::size_t i = 0, base = 0; i < prompts.size(); base += full[i].size(), ++i)
     for (std::size_t j = 0; j < a[i].tokens.size(); ++j)
-      worst = std::max(worst, double(std::abs(a[i].logprobs[j] - lp.data<float>()[base + prompts[i].size() - 1 + j])));
+      worst = testing::worst_of(worst, double(std::abs(a[i].logprobs[j] - lp.data<float>()[base + prompts[i].size() - 1 + j])));
   CHECK(worst < 2e-5);
 }
 
