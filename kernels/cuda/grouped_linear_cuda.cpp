@@ -90,18 +90,25 @@ void dgrad_lists(std::span<const Tensor* const> dy, Tensor& dx, cudaStream_t st,
 // Group g's problem over rows [r0, r0 + n) of a 1x128-tiled operand and weight g of a
 // group: c_g [n, C] (+)= a_g [n, K] B_g^T, C = c's columns. Fprop: a = x, B = W (c = y);
 // Dgrad: a = dy, B = W^T (c = dx, K = N).
-Fp8GroupedProblem rows_problem(const Fp8GemmInput& qa, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
-                               std::int64_t n, const Tensor& c, std::int64_t K, float beta) {
+// The output side of either precision's rows problem: c_g = rows [r0, r0 + n) of c [M, C],
+// C = c's columns, a product over K.
+template <class Problem>
+void set_rows_c(Problem& q, const Tensor& c, std::int64_t r0, std::int64_t n, std::int64_t K, float beta) {
   const std::int64_t C = c.dim(1);
-  Fp8GroupedProblem q;
-  set_a(q, qa, r0);
-  set_b(q, wq, g);
   q.c = f32_mut(c) + r0 * C;
   q.ldc = C;
   q.M = i32(n, "group rows");
   q.N = i32(C, "output columns");
   q.K = i32(K, "K");
   q.beta = beta;
+}
+
+Fp8GroupedProblem rows_problem(const Fp8GemmInput& qa, const Fp8WeightGroup& wq, std::size_t g, std::int64_t r0,
+                               std::int64_t n, const Tensor& c, std::int64_t K, float beta) {
+  Fp8GroupedProblem q;
+  set_a(q, qa, r0);
+  set_b(q, wq, g);
+  set_rows_c(q, c, r0, n, K, beta);
   return q;
 }
 
@@ -266,6 +273,20 @@ Bf16Transposed bf16_groups_transposed(const Tensor& x, std::span<const std::int6
   return t;
 }
 
+// rows_problem in BF16: group g's rows [r0, r0 + n) of a [M, lda] (padded, rounded) and
+// weight g of a group b [G, C, lda]: c_g [n, C] (+)= a_g b_g^T over K, C = c's columns.
+// Fprop: a = x, b = W (c = y); Dgrad: a = dy, b = W^T (c = dx, K = N).
+Bf16GroupedProblem bf16_rows_problem(const DeviceScratch& a, std::int64_t lda, const std::uint16_t* b, std::size_t g,
+                                     std::int64_t r0, std::int64_t n, const Tensor& c, std::int64_t K, float beta) {
+  Bf16GroupedProblem q;
+  q.a = a.as<std::uint16_t>() + r0 * lda;
+  q.lda = lda;
+  q.b = b + static_cast<std::int64_t>(g) * c.dim(1) * lda;
+  q.ldb = lda;
+  set_rows_c(q, c, r0, n, K, beta);
+  return q;
+}
+
 // As fp8_forward, in Bf16: x rounded once, each list's weights in one launch (cached), one
 // grouped launch for every list.
 void bf16_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, std::span<const std::int64_t> offsets,
@@ -283,18 +304,7 @@ void bf16_forward(const Tensor& x, std::span<const std::span<const Tensor>> w, s
     if (n == 0) continue;
     for (std::size_t j = 0; j < w.size(); ++j) {
       if (wb[j] == nullptr) continue;
-      const std::int64_t N = y[j]->dim(1);
-      Bf16GroupedProblem q;
-      q.a = xb.as<std::uint16_t>() + r0 * ldk;
-      q.lda = ldk;
-      q.b = wb[j] + static_cast<std::int64_t>(g) * N * ldk;
-      q.ldb = ldk;
-      q.c = f32_mut(*y[j]) + r0 * N;
-      q.ldc = N;
-      q.M = i32(n, "group rows");
-      q.N = i32(N, "N");
-      q.K = i32(K, "K");
-      problems.push_back(q);
+      problems.push_back(bf16_rows_problem(xb, ldk, wb[j], g, r0, n, *y[j], K, 0.0f));
     }
   }
   sm90_bf16_grouped_gemm_nt(problems, st);
@@ -315,18 +325,7 @@ void bf16_backward(std::span<const Tensor* const> dy, const Tensor& x, std::span
     for (std::size_t g = 0; g + 1 < offsets.size(); ++g) {
       const std::int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
       if (n == 0) continue;
-      Bf16GroupedProblem q;
-      q.a = dyb.as<std::uint16_t>() + r0 * ldn;
-      q.lda = ldn;
-      q.b = wt + static_cast<std::int64_t>(g) * K * ldn;
-      q.ldb = ldn;
-      q.c = f32_mut(dx) + r0 * K;
-      q.ldc = K;
-      q.M = i32(n, "group rows");
-      q.N = i32(K, "K");
-      q.K = i32(N, "N");
-      q.beta = beta;
-      problems.push_back(q);
+      problems.push_back(bf16_rows_problem(dyb, ldn, wt, g, r0, n, dx, N, beta));
     }
     sm90_bf16_grouped_gemm_nt(problems, st);
   });

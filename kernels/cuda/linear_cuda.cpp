@@ -229,6 +229,19 @@ void gemm_nt_checked(const Tensor& a, const Tensor& b, bool b_is_weight, Tensor&
   CRUCIBLE_FAIL("gemm_nt: unknown GemmPrecision ", static_cast<int>(p));
 }
 
+// Bf16 Dgrad dx [T, in] (+)= dy W and Wgrad dw [out, in] += dy^T x on rounded operands
+// (dyb, xb: BF16 copies of dy [T, out] and x [T, in]; W's from the weight cache).
+void bf16_dgrad(const DeviceScratch& dyb, const Tensor& w, std::int64_t T, std::int64_t in, std::int64_t out,
+                float* dx, float beta, cudaStream_t st) {
+  DeviceScratch local;
+  gemm_rowmajor(false, false, T, in, out, plain(dyb.get(), DType::BF16), plain(weight_bf16(w, local, st), DType::BF16),
+                dx, beta, st);
+}
+void bf16_wgrad(const DeviceScratch& dyb, const DeviceScratch& xb, std::int64_t T, std::int64_t in, std::int64_t out,
+                float* dw, cudaStream_t st) {
+  gemm_rowmajor(true, false, out, in, T, plain(dyb.get(), DType::BF16), plain(xb.get(), DType::BF16), dw, 1.0f, st);
+}
+
 }  // namespace
 
 void gemm_nt(const Tensor& a, const Tensor& b, Tensor& c, float beta, GemmPrecision p, const Stream& stream) {
@@ -278,11 +291,16 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor&
 
   switch (p) {
     case GemmPrecision::Fp32:
-    case GemmPrecision::Bf16:
       // Dgrad dx [T, in] = dy [T, out] W [out, in]; Wgrad dw [out, in] += dy^T x.
       if (dx.defined()) gemm_plain(false, false, T, in, out, dy, w, true, f32_mut(dx), 0.0f, p, st);
       gemm_plain(true, false, out, in, T, dy, x, false, f32_mut(dw), 1.0f, p, st);
       break;
+    case GemmPrecision::Bf16: {  // as Fp32, dy rounded once for both GEMMs
+      const DeviceScratch dyb = bf16_copy(dy, st);
+      if (dx.defined()) bf16_dgrad(dyb, w, T, in, out, f32_mut(dx), 0.0f, st);
+      bf16_wgrad(dyb, bf16_copy(x, st), T, in, out, f32_mut(dw), st);
+      break;
+    }
     case GemmPrecision::Fp8: {
       if (dx.defined() && !fp8_trivial(T, in, out, f32_mut(dx), 0.0f, st)) {
         // Dgrad as NT: dx = dy [T, out] (W^T [in, out])^T, K = out (W^T's blocks: weight_fp8).
@@ -373,21 +391,21 @@ void linear_pair_backward(const Tensor& dy1, const Tensor& dy2, const Tensor& x,
   // Dgrad: dx = dy1 W1, then dx += dy2 W2 (beta 1: the epilogue's FP32 add is axpy's).
   float beta = 0.0f;
   switch (p) {
-    case GemmPrecision::Fp32:
-    case GemmPrecision::Bf16: {
+    case GemmPrecision::Fp32: {
       for (const Part& q : parts) {
         if (dx.defined()) gemm_plain(false, false, T, in, q.w->dim(0), *q.dy, *q.w, true, f32_mut(dx), beta, p, st);
         beta = 1.0f;
       }
-      if (p == GemmPrecision::Fp32) {
-        for (const Part& q : parts) gemm_plain(true, false, q.w->dim(0), in, T, *q.dy, x, false, f32_mut(*q.dw), 1.0f, p, st);
-        return;
-      }
-      const DeviceScratch xb = bf16_copy(x, st);  // Wgrad: dw += dy^T x, x cast once
+      for (const Part& q : parts) gemm_plain(true, false, q.w->dim(0), in, T, *q.dy, x, false, f32_mut(*q.dw), 1.0f, p, st);
+      return;
+    }
+    case GemmPrecision::Bf16: {  // each dy rounded once for its Dgrad and Wgrad, x once for both
+      const DeviceScratch xb = bf16_copy(x, st);
       for (const Part& q : parts) {
         const DeviceScratch dyb = bf16_copy(*q.dy, st);
-        gemm_rowmajor(true, false, q.w->dim(0), in, T, plain(dyb.get(), DType::BF16), plain(xb.get(), DType::BF16),
-                      f32_mut(*q.dw), 1.0f, st);
+        if (dx.defined()) bf16_dgrad(dyb, *q.w, T, in, q.w->dim(0), f32_mut(dx), beta, st);
+        bf16_wgrad(dyb, xb, T, in, q.w->dim(0), f32_mut(*q.dw), st);
+        beta = 1.0f;
       }
       return;
     }
