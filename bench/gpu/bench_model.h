@@ -46,12 +46,13 @@ inline ModelConfig load_bench_model(const std::string& preset, const std::string
   return c;
 }
 
-// The weights of `init` (host) on GPU 0, the linear layers in `precision`.
-inline std::unique_ptr<ModelWeights> gpu_weights(const ModelWeights& init, Precision precision, bool with_grads) {
+// The weights of `init` (host) on `dev` (GPU 0 unless given), the linear layers in `precision`.
+inline std::unique_ptr<ModelWeights> gpu_weights(const ModelWeights& init, Precision precision, bool with_grads,
+                                                Device dev = Device::cuda(0)) {
   ModelConfig c = init.config();
   c.precision = precision;
-  auto out = std::make_unique<ModelWeights>(c, Device::cuda(0), with_grads);
-  out->params().flat().copy_from(init.copy_to(Device::cuda(0), with_grads)->params().flat());
+  auto out = std::make_unique<ModelWeights>(c, dev, with_grads);
+  out->params().flat().copy_from(init.copy_to(dev, with_grads)->params().flat());
   return out;
 }
 

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
 
   ModelWeights init(base, Device::cpu(), false);
   init.init_random(1);
-  const auto weights = bench::gpu_weights(init, prec, true);
+  const auto weights = bench::gpu_weights(init, prec, true, dev);
   Transformer model(*weights);
   const Batch batch =
       Batch::from_sequences(bench::random_sequences(seqs, seq, base.vocab_size, 7 + static_cast<std::uint32_t>(rank)))
