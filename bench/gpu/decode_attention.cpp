@@ -9,7 +9,9 @@
 // reads (MLA), the split partials and the combine are not counted, so they show as a
 // lower ratio. Shapes: tests/gpu/decode_attention_cases.h (batch of B tokens, one per
 // sequence, all at cache length L). Each figure is the median of `iters` runs timed
-// with CUDA events. Lines "decode <key> <us> <GB/s> <vs copy>" are the table.
+// with CUDA events. Lines "decode <key> <us> <GB/s> <vs copy>" are the table; MLA over a
+// BF16 cache also runs the mma.sync kernel (key suffix _mma) that Hopper's wgmma kernel
+// replaces.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 
 #include "core/cuda_check.h"
 #include "core/numerics.h"
+#include "kernels/cuda/decode_attention_cuda.h"
 #include "kernels/decode_attention.h"
 #include "tests/gpu/decode_attention_cases.h"
 #include "tests/gpu/gpu_random.h"
@@ -116,6 +119,12 @@ int main() {
         const double bytes = static_cast<double>(B) * L * (c.d + c.rope) * el +
                              4.0 * B * Hq * (c.d + c.rope) + 4.0 * B * Hq * c.d;
         report(key, bytes, median_ms([&] { ops::mla_decode(ql, qr, ckv, kpe, slot, len, L, scale, out); }, iters));
+        if (dt == DType::BF16) {  // the mma.sync kernel that Hopper's wgmma kernel replaces, for the ratio
+          cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::MmaSync);
+          report(key + "_mma", bytes,
+                 median_ms([&] { ops::mla_decode(ql, qr, ckv, kpe, slot, len, L, scale, out); }, iters));
+          cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::Auto);
+        }
       } else {
         const Tensor q = gpu_random(Shape{B, Hq, c.d}, DType::F32, 5, "q");
         const Tensor k = gpu_random(Shape{B, L, c.Hkv, c.d}, dt, 6, "k"), v = gpu_random(Shape{B, L, c.Hkv, c.d}, dt, 7, "v");

@@ -35,6 +35,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -45,6 +46,7 @@
 #include "kernels/cuda/cublaslt_context.h"
 #include "kernels/cuda/decode_attention_cuda.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/sm90_wgmma.cuh"
 
 namespace crucible::cuda {
 
@@ -80,18 +82,25 @@ constexpr int kCombineThreads = 128;
 struct CombineParams {
   const float* part_o;    // [rows, max_chunks, W] unnormalized chunk outputs
   const float2* part_ml;  // [rows, max_chunks] (m in log2 units, l)
-  const std::int32_t* len;  // [T]
+  const std::int32_t* slot;  // [T]
+  const std::int32_t* len;   // [T]
   float* out;             // [rows = T * Hq, W]
-  int Hq, W, chunk, max_chunks;
+  int Hq, W, chunk, max_chunks, slots, max_len;
+  const char* op;         // the op whose places are checked here
 };
 
 // One block per (token, head) row: n = ceil(len / chunk) chunks; n == 1 was written
 // by the chunk itself, n == 0 (empty sequence) writes zeros. Dynamic shared memory:
-// max_chunks floats (the chunk weights 2^(m_s - M)).
+// max_chunks floats (the chunk weights 2^(m_s - M)). Head 0's block also checks the
+// token's place (the Hopper MLA kernel skips a bad one and leaves the report here).
 __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(const CombineParams p) {
   extern __shared__ float weight[];
   const std::int64_t row = blockIdx.x;
   const int t = static_cast<int>(row / p.Hq);
+  if (threadIdx.x == 0 && row % p.Hq == 0) {
+    int s, n;
+    load_place(p.slot, p.len, t, p.slots, p.max_len, p.op, s, n);
+  }
   const int len = max(p.len[t], 0);
   const int n = min((len + p.chunk - 1) / p.chunk, p.max_chunks);
   float* o = p.out + row * p.W;
@@ -558,6 +567,253 @@ void launch_mla(const MlaParams& p, std::int64_t T_tokens, cudaStream_t st) {
   CHECK_CUDA_LAUNCH();
 }
 
+// ------------------------------------------------------------- MLA on Hopper (wgmma)
+
+constexpr int kWgKeys = 64;  // keys per tile of the Hopper kernel
+
+template <int R>
+struct Sm90MlaLayout {
+  static constexpr int kD = R + 64;                 // key width (rope width 64)
+  static constexpr int kBlockBytes = 64 * 128;      // 64 rows of one 64-column block
+  static constexpr std::size_t kTile = std::size_t{kD / 64} * kBlockBytes;  // 64 rows x kD
+  static constexpr std::size_t kQ = 0;              // BF16 [64 heads][kD]: a tile's size
+  static constexpr std::size_t kK = kQ + kTile;     // two key tiles
+  static constexpr std::size_t kP = kK + 2 * kTile;  // BF16 [64 heads][64 keys]: one block
+  static constexpr std::size_t kRed = kP + kBlockBytes;                      // f32 [2][2][64]
+  static constexpr std::size_t kBytes = kRed + sizeof(float) * 4 * kMlaHeads;
+  static constexpr std::size_t kAlloc = kBytes + 1024;  // slack to align the tiles to 1024 bytes
+  static_assert(kD % 64 == 0 && R % 256 == 0, "64-column blocks; R / 2 in m64n128 accumulators");
+  static_assert(kMlaHeads == 64 && kWgKeys == 64 && kMlaThreads == 256, "one m64 row block, two warpgroups");
+  static_assert(kAlloc <= 227 * 1024, "fits the SM's shared memory");
+};
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait_group() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Starts the copy of key rows j0 .. j0 + 63 (latent, then rope) into `tile`: row r, 16-byte
+// chunk c of the key goes to block c / 8, swizzled chunk c % 8 of row r. Rows past `last`
+// repeat row `last`: finite values under P = 0.
+template <int R>
+__device__ __forceinline__ void sm90_prefetch_tile(unsigned char* tile, const bf16* ckv, const bf16* kpe, int j0,
+                                                   int last) {
+  constexpr int kC = R / 8, kRow = kC + 8;
+  for (int i = threadIdx.x; i < kWgKeys * kRow; i += kMlaThreads) {
+    const int r = i / kRow, c = i % kRow;
+    const std::int64_t j = min(j0 + r, last);
+    const bf16* src = c < kC ? ckv + j * R + c * 8 : kpe + j * 64 + (c - kC) * 8;
+    cp_async16(tile + (c / 8) * Sm90MlaLayout<R>::kBlockBytes + sm90::swizzle128(r, c % 8), src);
+  }
+  cp_async_commit();
+}
+
+template <int R>
+__global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const MlaParams p) {
+  using L = Sm90MlaLayout<R>;
+  constexpr int kCols = R / 2;         // output columns per warpgroup
+  constexpr int kAcc = kCols / 128;    // m64n128 accumulators per warpgroup
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (sm90::smem_u32(smem_raw) & 1023)) & 1023);
+  unsigned char* qs = smem + L::kQ;
+  unsigned char* ks = smem + L::kK;
+  unsigned char* ps = smem + L::kP;
+  float* red_max = reinterpret_cast<float*>(smem + L::kRed);  // [2 warpgroups][64 rows]
+  float* red_l = red_max + 2 * kMlaHeads;                      // [2][64]
+
+  const int h0 = blockIdx.x * kMlaHeads, chunk = blockIdx.y, t = blockIdx.z;
+  const int s = p.slot[t], n = p.len[t];
+  // A bad place is left to decode_combine_kernel to report (a printf here, a function
+  // call, would make ptxas serialize every wgmma of the kernel).
+  if (s < 0 || s >= p.slots || n < 0 || n > p.max_len) return;
+  const int start = chunk * p.chunk;
+  if (start >= n) return;  // block-uniform, before any barrier
+  const int end = min(n, start + p.chunk);
+  const int n_tiles = (end - start + kWgKeys - 1) / kWgKeys;
+  const bf16* ckv = static_cast<const bf16*>(p.ckv) + static_cast<std::int64_t>(s) * p.capacity * R;
+  const bf16* kpe = static_cast<const bf16*>(p.kpe) + static_cast<std::int64_t>(s) * p.capacity * 64;
+
+  sm90_prefetch_tile<R>(ks, ckv, kpe, start, end - 1);
+  {  // Q [64 heads][R + 64] as BF16 (heads >= Hq: zeros), while the first tile is in flight
+    constexpr int kQuads = L::kD / 4;
+    for (int i = threadIdx.x; i < kMlaHeads * kQuads; i += kMlaThreads) {
+      const int r = i / kQuads, c = (i % kQuads) * 4, h = h0 + r;
+      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (h < p.Hq) {
+        const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
+        x = c < R ? *reinterpret_cast<const float4*>(p.q_lat + th * R + c)
+                  : *reinterpret_cast<const float4*>(p.q_rope + th * 64 + (c - R));
+      }
+      *reinterpret_cast<uint2*>(qs + (c / 64) * L::kBlockBytes + sm90::swizzle128(r, (c % 64) / 8) + (c % 8) * 2) =
+          make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+    }
+  }
+
+  const int wg = threadIdx.x / 128, tw = threadIdx.x % 128;
+  const int g = (tw % 32) / 4, q4 = tw % 4;
+  const int row_lo = 16 * (tw / 32) + g, row_hi = row_lo + 8;  // this thread's fragment rows
+  const std::uint64_t q_desc = sm90::smem_desc_sw128(qs), p_desc = sm90::smem_desc_sw128(ps);
+  constexpr std::uint64_t kBlockStep = L::kBlockBytes >> 4;  // descriptor units (16 bytes)
+
+  float o[kAcc][64];
+#pragma unroll
+  for (int a = 0; a < kAcc; ++a)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[a][i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  for (int it = 0; it < n_tiles; ++it) {
+    unsigned char* tile = ks + (it & 1) * L::kTile;
+    const int j0 = start + it * kWgKeys, valid = min(kWgKeys, end - j0);
+    __syncthreads();  // the last tile's wgmma reads of the other buffer and of P are done
+    if (it + 1 < n_tiles) {
+      sm90_prefetch_tile<R>(ks + ((it + 1) & 1) * L::kTile, ckv, kpe, j0 + kWgKeys, end - 1);
+      cp_async_wait_group<1>();
+    } else {
+      cp_async_wait_group<0>();
+    }
+    sm90::fence_proxy_async_smem();
+    __syncthreads();  // tile it (and Q) visible to the tensor cores
+
+    // S = Q K^T for keys 32 wg .. 32 wg + 31 of the tile.
+    float sc[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) sc[i] = 0.0f;
+    const std::uint64_t k_desc = sm90::smem_desc_sw128(tile + wg * 32 * 128);
+    sm90::wgmma_fence();
+#pragma unroll
+    for (int kb = 0; kb < L::kD / 16; ++kb) {
+      const std::uint64_t off = (kb / 4) * kBlockStep + (kb % 4) * 2;
+      sm90::wgmma_m64n32k16_bf16(sc, q_desc + off, k_desc + off, kb > 0);
+    }
+    sm90::wgmma_commit();
+    sm90::wgmma_wait<0>();
+    sm90::fence_operands(sc);
+
+    // Online softmax over the whole tile: the warpgroups exchange their row maxima.
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = wg * 32 + 8 * i + 2 * q4 + (e & 1);
+        const float x = key < valid ? sc[4 * i + e] * p.scale_log2 : -INFINITY;
+        sc[4 * i + e] = x;
+        mx[e / 2] = fmaxf(mx[e / 2], x);
+      }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    }
+    if (q4 == 0) red_max[wg * kMlaHeads + row_lo] = mx[0], red_max[wg * kMlaHeads + row_hi] = mx[1];
+    __syncthreads();
+    float alpha[2], mnew[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = r == 0 ? row_lo : row_hi;
+      mnew[r] = fmaxf(m[r], fmaxf(red_max[row], red_max[kMlaHeads + row]));
+      alpha[r] = exp2f(m[r] - mnew[r]);  // 0 on the first tile
+      m[r] = mnew[r];
+      l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float pe = exp2f(sc[4 * i + e] - mnew[e / 2]);
+        sc[4 * i + e] = pe;
+        l[e / 2] += pe;
+      }
+      // Keys 32 wg + 8 i + 2 q4 (+1): chunk 4 wg + i of the P row, bytes 4 q4.
+      *reinterpret_cast<std::uint32_t*>(ps + sm90::swizzle128(row_lo, 4 * wg + i) + 4 * q4) =
+          pack_bf16(sc[4 * i], sc[4 * i + 1]);
+      *reinterpret_cast<std::uint32_t*>(ps + sm90::swizzle128(row_hi, 4 * wg + i) + 4 * q4) =
+          pack_bf16(sc[4 * i + 2], sc[4 * i + 3]);
+    }
+#pragma unroll
+    for (int a = 0; a < kAcc; ++a)
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        o[a][4 * i] *= alpha[0], o[a][4 * i + 1] *= alpha[0];
+        o[a][4 * i + 2] *= alpha[1], o[a][4 * i + 3] *= alpha[1];
+      }
+    sm90::fence_proxy_async_smem();
+    __syncthreads();  // P complete
+
+    // O += P V: columns wg R/2 .., the tile's latent rows read N-major.
+#pragma unroll
+    for (int a = 0; a < kAcc; ++a) sm90::fence_operands(o[a]);
+    sm90::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kWgKeys / 16; ++kk)
+#pragma unroll
+      for (int a = 0; a < kAcc; ++a) {
+        const unsigned char* v = tile + (wg * kCols / 64 + 2 * a) * L::kBlockBytes + kk * 16 * 128;
+        sm90::wgmma_m64n128k16_bf16_bn(o[a], p_desc + kk * 2, sm90::smem_desc_sw128_mn(v, L::kBlockBytes), 1);
+      }
+    sm90::wgmma_commit();
+    sm90::wgmma_wait<0>();
+#pragma unroll
+    for (int a = 0; a < kAcc; ++a) sm90::fence_operands(o[a]);
+  }
+
+  // l: the quad, then the two warpgroups' keys (in a fixed order).
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+  if (q4 == 0) red_l[wg * kMlaHeads + row_lo] = l[0], red_l[wg * kMlaHeads + row_hi] = l[1];
+  __syncthreads();
+  const bool single = n <= p.chunk;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = r == 0 ? row_lo : row_hi, h = h0 + row;
+    if (h >= p.Hq) continue;
+    const float lt = red_l[row] + red_l[kMlaHeads + row];
+    const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
+    float* dst;
+    float mul;
+    if (single) {
+      dst = p.out + th * R, mul = 1.0f / lt;
+    } else {
+      const std::int64_t at = th * p.max_chunks + chunk;
+      dst = p.part_o + at * R, mul = 1.0f;
+      if (wg == 0 && q4 == 0) p.part_ml[at] = make_float2(m[r], lt);
+    }
+#pragma unroll
+    for (int a = 0; a < kAcc; ++a)
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+        *reinterpret_cast<float2*>(dst + wg * kCols + a * 128 + 8 * i + 2 * q4) =
+            make_float2(o[a][4 * i + 2 * r] * mul, o[a][4 * i + 2 * r + 1] * mul);
+  }
+}
+
+template <int R>
+void launch_sm90_mla(const MlaParams& p, std::int64_t T_tokens, cudaStream_t st) {
+  constexpr std::size_t smem = Sm90MlaLayout<R>::kAlloc;
+  CHECK_CUDA(cudaFuncSetAttribute(sm90_mla_decode_kernel<R>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>((p.Hq + kMlaHeads - 1) / kMlaHeads), static_cast<unsigned>(p.max_chunks),
+                  static_cast<unsigned>(T_tokens));
+  sm90_mla_decode_kernel<R><<<grid, kMlaThreads, smem, st>>>(p);
+  CHECK_CUDA_LAUNCH();
+}
+
+std::atomic<MlaDecodeKernel> g_mla_kernel{MlaDecodeKernel::Auto};
+
+// The Hopper kernel's cases: BF16 caches, R = 512 or 256 (rope 64), a compute
+// capability 9.x device (whose sm_90a code this build carries), unless forced off.
+bool use_sm90_mla(bool cache_bf16, std::int64_t R) {
+  if (!cache_bf16 || (R != 512 && R != 256) || g_mla_kernel.load() == MlaDecodeKernel::MmaSync) return false;
+  int dev = 0, major = 0;
+  CHECK_CUDA(cudaGetDevice(&dev));
+  CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  return major == 9;
+}
+
 int sm_count() {
   int dev = 0, n = 0;
   CHECK_CUDA(cudaGetDevice(&dev));
@@ -566,8 +822,9 @@ int sm_count() {
 }
 
 // Splits per token for MLA: the fewest that fill the SMs' waves to >= 85% (one block
-// per SM), each at least kMlaMinChunk keys; returns the chunk length (keys per split).
-std::int64_t mla_chunk(std::int64_t T, std::int64_t head_groups, std::int64_t max_len) {
+// per SM), each at least kMlaMinChunk keys; returns the chunk length (keys per split, a
+// multiple of the kernel's key tile `tile_keys`).
+std::int64_t mla_chunk(std::int64_t T, std::int64_t head_groups, std::int64_t max_len, std::int64_t tile_keys) {
   const std::int64_t sms = sm_count(), per_split = std::max<std::int64_t>(T * head_groups, 1);
   const std::int64_t max_splits = std::max<std::int64_t>(1, max_len / kMlaMinChunk);
   std::int64_t best = 1;
@@ -579,7 +836,7 @@ std::int64_t mla_chunk(std::int64_t T, std::int64_t head_groups, std::int64_t ma
     if (eff >= 0.85) break;
   }
   const std::int64_t chunk = detail::ceil_div(std::max<std::int64_t>(max_len, 1), best);
-  return detail::ceil_div(chunk, kMlaKeys) * kMlaKeys;
+  return detail::ceil_div(chunk, tile_keys) * tile_keys;
 }
 
 // ------------------------------------------------------------------ cache append
@@ -658,6 +915,8 @@ void check_grid(std::int64_t T, const char* op) {
 
 }  // namespace
 
+void set_mla_decode_kernel(MlaDecodeKernel kernel) { g_mla_kernel.store(kernel); }
+
 bool mla_decode_dims_supported(std::int64_t R, std::int64_t P) {
   return (R == 512 && P == 64) || (R == 256 && P == 64) || (R == 64 && P == 16);
 }
@@ -697,7 +956,9 @@ void gqa_decode(const float* q, const void* k, const void* v, bool cache_bf16, c
       else dispatch_gqa_dim<8, float>(p, s.T, st);
     }
   }
-  launch_combine({p.part_o, p.part_ml, len, out, p.Hq, p.d, kGqaChunk, p.max_chunks}, s.T * s.Hq, st);
+  launch_combine({p.part_o, p.part_ml, slot, len, out, p.Hq, p.d, kGqaChunk, p.max_chunks, p.slots, p.max_len,
+                  "gqa_decode"},
+                 s.T * s.Hq, st);
 }
 
 void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const void* kpe, bool cache_bf16,
@@ -714,7 +975,8 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
   if (s.T == 0 || s.Hq == 0) return;
   const auto st = static_cast<cudaStream_t>(stream);
   const std::int64_t groups = detail::ceil_div(s.Hq, kMlaHeads);
-  const std::int64_t chunk = mla_chunk(s.T, groups, s.max_len);
+  const bool sm90 = use_sm90_mla(cache_bf16, R) && P == 64;
+  const std::int64_t chunk = mla_chunk(s.T, groups, s.max_len, sm90 ? kWgKeys : kMlaKeys);
   const std::int64_t max_chunks = std::max<std::int64_t>(1, detail::ceil_div(s.max_len, chunk));
   CRUCIBLE_CHECK(max_chunks <= 65535, "mla_decode (CUDA): too many splits");
   DeviceScratch part_o, part_ml;
@@ -725,7 +987,10 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
   const MlaParams p{q_lat, q_rope, ckv, kpe, slot, len, out_lat, part_o.as<float>(), part_ml.as<float2>(),
                     scale * kLog2e, static_cast<int>(s.Hq), static_cast<int>(s.slots), static_cast<int>(s.capacity),
                     static_cast<int>(s.max_len), static_cast<int>(chunk), static_cast<int>(max_chunks)};
-  if (s.max_len > 0) {
+  if (s.max_len > 0 && sm90) {
+    if (R == 512) launch_sm90_mla<512>(p, s.T, st);
+    else launch_sm90_mla<256>(p, s.T, st);
+  } else if (s.max_len > 0) {
     if (R == 512) {
       if (cache_bf16) launch_mla<512, 64, bf16>(p, s.T, st);
       else launch_mla<512, 64, float>(p, s.T, st);
@@ -737,8 +1002,9 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
       else launch_mla<64, 16, float>(p, s.T, st);
     }
   }
-  launch_combine({p.part_o, p.part_ml, len, out_lat, p.Hq, static_cast<int>(R), p.chunk, p.max_chunks}, s.T * s.Hq,
-                 st);
+  launch_combine({p.part_o, p.part_ml, slot, len, out_lat, p.Hq, static_cast<int>(R), p.chunk, p.max_chunks, p.slots,
+                  p.max_len, "mla_decode"},
+                 s.T * s.Hq, st);
 }
 
 void kv_cache_append(const float* src, const std::int32_t* slot, const std::int32_t* pos, void* cache,

@@ -34,6 +34,12 @@ void gqa_decode(const float* q, const void* k, const void* v, bool cache_bf16, c
                 const std::int32_t* len, const DecodeShape& s, std::int64_t Hkv, std::int64_t d, float scale,
                 float* out, void* stream);
 
+// The MLA decode kernel for BF16 caches with R = 512 or 256: Auto takes the wgmma kernel
+// on Hopper and the mma.sync one elsewhere; MmaSync forces the latter (the tests and the
+// benchmark run both in one process). Process-wide; FP32 caches always take mma.sync.
+enum class MlaDecodeKernel { Auto, MmaSync };
+void set_mla_decode_kernel(MlaDecodeKernel kernel);
+
 // q_lat, out_lat [T, Hq, R], q_rope [T, Hq, P] f32; ckv [slots, capacity, R], kpe
 // [slots, capacity, P] (f32 or bf16 bits); slot, len [T] i32.
 void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const void* kpe, bool cache_bf16,

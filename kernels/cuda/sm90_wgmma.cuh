@@ -1,7 +1,7 @@
 // kernels/cuda/sm90_wgmma.cuh: the Hopper (sm_90a) warpgroup MMA pieces shared by the grouped
-// GEMM kernels: shared-memory matrix descriptors for 128-byte-swizzled K-major tiles, the
-// wgmma fences, and m64n128 instructions for E4M3 (k32) and BF16 (k16) with FP32
-// accumulators.
+// GEMM kernels and the MLA decode kernel: shared-memory matrix descriptors for 128-byte-
+// swizzled tiles (K-major, and MN-major for BF16), the wgmma fences, and m64n128 / m64n32
+// instructions for E4M3 (k32) and BF16 (k16) with FP32 accumulators.
 //
 // Shared-memory tile layout ("128B swizzle", PTX ISA "Shared Memory Matrix Layout" and
 // "Matrix Descriptor Format"): a tile of R rows x 128 bytes of K, row r at r * 128, starting
@@ -44,6 +44,17 @@ __device__ __forceinline__ std::uint64_t smem_desc_sw128(const void* tile) {
   const std::uint64_t addr = smem_u32(tile);
   return ((addr & 0x3FFFF) >> 4) | (std::uint64_t{16 >> 4} << 16) | (std::uint64_t{1024 >> 4} << 32) |
          (std::uint64_t{1} << 62);
+}
+
+// Descriptor of a 128-byte-swizzled MN-major tile (the operand's M or N index runs along
+// the 128-byte rows, one row per k; trans bit set in the instruction), PTX ISA "Matrix
+// Descriptor Format" and CUTLASS's canonical MN-major SW128 layout: 64 BF16 of M or N per
+// row, rows k = 0..7 form a 1024-byte atom, the next 8 k are 1024 bytes on (stride byte
+// offset), the next 64 of M or N are `mn_block_bytes` on (leading byte offset).
+__device__ __forceinline__ std::uint64_t smem_desc_sw128_mn(const void* tile, unsigned mn_block_bytes) {
+  const std::uint64_t addr = smem_u32(tile);
+  return ((addr & 0x3FFFF) >> 4) | (std::uint64_t{(mn_block_bytes >> 4) & 0x3FFF} << 16) |
+         (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
 }
 
 // Generic-proxy shared-memory writes (st.shared, cp.async) made visible to the async proxy
@@ -122,6 +133,43 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], std::uint6
       CRUCIBLE_WGMMA_D64 ", "
       "%64, %65, p, 1, 1, 0, 0;\n}\n"
       : CRUCIBLE_WGMMA_D64_OUT(d)
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// d (64x128 f32) (+)= A (64x16 BF16, K-major) B (16x128 BF16, N-major: desc_b from
+// smem_desc_sw128_mn).
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_bn(float (&d)[64], std::uint64_t desc_a,
+                                                         std::uint64_t desc_b, int accumulate) {
+#ifdef CRUCIBLE_SM90A
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      CRUCIBLE_WGMMA_D64 ", "
+      "%64, %65, p, 1, 1, 0, 1;\n}\n"
+      : CRUCIBLE_WGMMA_D64_OUT(d)
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// d (64x32 f32: thread t holds 16 of it, i < 4 above) (+)= A (64x16 BF16) B (16x32 BF16)^T,
+// both K-major.
+__device__ __forceinline__ void wgmma_m64n32k16_bf16(float (&d)[16], std::uint64_t desc_a, std::uint64_t desc_b,
+                                                     int accumulate) {
+#ifdef CRUCIBLE_SM90A
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "%16, %17, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #else
   (void)d, (void)desc_a, (void)desc_b, (void)accumulate;

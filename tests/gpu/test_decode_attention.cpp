@@ -26,10 +26,12 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/device_memory.h"
 #include "core/numerics.h"
+#include "kernels/cuda/decode_attention_cuda.h"
 #include "kernels/decode_attention.h"
 #include "tests/catch.h"
 #include "tests/gpu/decode_attention_cases.h"
@@ -159,11 +161,18 @@ TEST_CASE("decode attention: CUDA matches the CPU twin (GQA, absorbed MLA; FP32 
       };
     };
 
-    for (bool bf16_cache : {false, true}) {
-      const std::string name = std::string(c.name) + (bf16_cache ? " bf16 cache" : " fp32 cache");
+    // MLA with a BF16 cache runs twice: the kernel mla_decode picks (wgmma on Hopper) and mma.sync.
+    for (const auto& [bf16_cache, kernel] : {std::pair{false, cuda::MlaDecodeKernel::Auto},
+                                             std::pair{true, cuda::MlaDecodeKernel::Auto},
+                                             std::pair{true, cuda::MlaDecodeKernel::MmaSync}}) {
+      if (kernel == cuda::MlaDecodeKernel::MmaSync && !c.mla) continue;
+      const std::string name = std::string(c.name) + (bf16_cache ? " bf16 cache" : " fp32 cache") +
+                               (kernel == cuda::MlaDecodeKernel::MmaSync ? " (mma.sync kernel)" : "");
+      cuda::set_mla_decode_kernel(kernel);
       // The values both twins see in the cache.
       const Tensor k1 = bf16_cache ? bf16_rounded(ca) : ca, k2 = bf16_cache ? bf16_rounded(cb) : cb;
       const Tensor g_out = run_gpu(bf16_cache ? bf16_bits(ca) : ca, bf16_cache ? bf16_bits(cb) : cb);
+      cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::Auto);
       if (!c.mla) {
         const Tensor cpu = run_cpu(qa, Tensor(), k1, k2);
         const Bounds b = bounds(qa, Tensor(), k1, k2);
