@@ -33,9 +33,14 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
-Generator::Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity)
+DType default_cache_dtype(const Transformer& model) {
+  return model.device().is_cuda() && model.config().is_mla() ? DType::BF16 : DType::F32;
+}
+
+Generator::Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity,
+                     std::optional<DType> cache_dtype)
     : model_(model),
-      cache_(model.config(), max_batch, capacity, model.device()) {}
+      cache_(model.config(), max_batch, capacity, model.device(), cache_dtype.value_or(default_cache_dtype(model))) {}
 
 namespace {
 

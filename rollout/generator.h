@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "model/transformer.h"
@@ -51,10 +52,18 @@ struct Completion {
   FinishReason finish = FinishReason::Length;
 };
 
+// The KV cache a generator keeps unless told otherwise: BF16 for MLA models on CUDA,
+// whose decode kernels multiply the latent as BF16 whatever the cache stores (the same
+// RNE rounding as the append), so the rounded cache changes no operand and halves the
+// bytes read per step; FP32 otherwise (the GQA decode kernels multiply in FP32).
+DType default_cache_dtype(const Transformer& model);
+
 class Generator {
  public:
-  // max_batch sequences at once; capacity = longest prompt + completion.
-  Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity);
+  // max_batch sequences at once; capacity = longest prompt + completion; cache_dtype
+  // F32 or BF16 (default: default_cache_dtype).
+  Generator(Transformer& model, std::int64_t max_batch, std::int64_t capacity,
+            std::optional<DType> cache_dtype = std::nullopt);
 
   std::vector<Completion> generate(const std::vector<std::vector<std::int32_t>>& prompts,
                                    const SamplingParams& params);

@@ -10,7 +10,8 @@
 // the device of the model weights; dtype F32 (default: the CPU math of generation
 // is unchanged) or BF16 (half the bytes, RNE-rounded on append; the decode kernels
 // widen it to FP32 on the CPU and feed it to the BF16 tensor cores as stored on
-// CUDA). The layouts are the ones kernels/decode_attention.h reads.
+// CUDA; the generator takes BF16 for MLA on CUDA, rollout/generator.h). The layouts are
+// the ones kernels/decode_attention.h reads.
 #pragma once
 
 #include <vector>

@@ -9,9 +9,12 @@
 // tokens, as the peer does with min_new_tokens. Wall-clock time of whole generate calls
 // (prefill + decode) after one warm-up call, median over --iters.
 // --hf-config DIR writes DIR/config.json (transformers v4 keys) for the peer.
-// Prints "generate <key> <median ms> <new tokens/s>" lines.
+// Prints "generate <key> <median ms> <new tokens/s>" lines: BF16 and FP8 weights with the
+// generator's KV cache (BF16 for MLA), and BF16 weights over an FP32 cache (_f32cache).
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/gpu/bench_model.h"
@@ -37,10 +40,14 @@ int main(int argc, char** argv) {
   std::printf("generate on the GPU: %s, %lld sequences, %lld prompt + %lld new tokens; median of %lld calls\n",
               base.name.c_str(), static_cast<long long>(seqs), static_cast<long long>(prompt),
               static_cast<long long>(fresh), static_cast<long long>(iters));
-  for (Precision prec : {Precision::Bf16, Precision::Fp8}) {
+  for (const auto& [prec, f32_cache] : {std::pair{Precision::Bf16, false}, std::pair{Precision::Fp8, false},
+                                        std::pair{Precision::Bf16, true}}) {
     const auto weights = bench::gpu_weights(init, prec, false);
     Transformer model(*weights);
-    rollout::Generator generator(model, seqs, prompt + fresh);
+    // The generator's own cache (BF16 for MLA), and an FP32 one for the ratio.
+    if (f32_cache && rollout::default_cache_dtype(model) == DType::F32) continue;
+    rollout::Generator generator(model, seqs, prompt + fresh,
+                                 f32_cache ? std::optional<DType>(DType::F32) : std::nullopt);
     bool short_sequence = false;
     const double med = bench::median_wall_ms(
         [&] {
@@ -49,7 +56,8 @@ int main(int argc, char** argv) {
         },
         iters);
     if (short_sequence) std::printf("error: a sequence stopped before %lld tokens\n", static_cast<long long>(fresh));
-    std::printf("generate crucible_%s %.1f %.0f\n", prec == Precision::Fp8 ? "fp8" : "bf16", med,
+    std::printf("generate crucible_%s%s %.1f %.0f\n", prec == Precision::Fp8 ? "fp8" : "bf16",
+                f32_cache ? "_f32cache" : "", med,
                 static_cast<double>(seqs * fresh) / (med / 1000.0));
   }
   return 0;
