@@ -4,7 +4,7 @@
 // generate, BF16, KV cache, greedy, the same config, batch and prompt length).
 //
 //   bench_gpu_generate [--preset configs/models/h100-teacher.toml] [--seqs 32] [--prompt 128]
-//                      [--new 128] [--iters 3] [--hf-config DIR]
+//                      [--new 128] [--iters 3] [--hf-config DIR] [--only bf16,fp8,bf16_f32cache]
 // Run from the repository root. Greedy, no EOS: every sequence decodes exactly --new
 // tokens, as the peer does with min_new_tokens. Wall-clock time of whole generate calls
 // (prefill + decode) after one warm-up call, median over --iters.
@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   const std::int64_t prompt = bench::option(argc, argv, "--prompt", std::int64_t{128});
   const std::int64_t fresh = bench::option(argc, argv, "--new", std::int64_t{128});
   const std::int64_t iters = bench::option(argc, argv, "--iters", std::int64_t{3});
+  const std::string only = bench::option(argc, argv, "--only", std::string("bf16,fp8,bf16_f32cache"));
   const ModelConfig base =
       bench::load_bench_model(bench::option(argc, argv, "--preset", std::string("configs/models/h100-teacher.toml")),
                               bench::option(argc, argv, "--hf-config", std::string()));
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
               static_cast<long long>(fresh), static_cast<long long>(iters));
   for (const auto& [prec, f32_cache] : {std::pair{Precision::Bf16, false}, std::pair{Precision::Fp8, false},
                                         std::pair{Precision::Bf16, true}}) {
+    const std::string key = std::string(prec == Precision::Fp8 ? "fp8" : "bf16") + (f32_cache ? "_f32cache" : "");
+    if (("," + only + ",").find("," + key + ",") == std::string::npos) continue;
     const auto weights = bench::gpu_weights(init, prec, false);
     Transformer model(*weights);
     // The generator's own cache (BF16 for MLA), and an FP32 one for the ratio.
@@ -56,8 +59,7 @@ int main(int argc, char** argv) {
         },
         iters);
     if (short_sequence) std::printf("error: a sequence stopped before %lld tokens\n", static_cast<long long>(fresh));
-    std::printf("generate crucible_%s%s %.1f %.0f\n", prec == Precision::Fp8 ? "fp8" : "bf16",
-                f32_cache ? "_f32cache" : "", med,
+    std::printf("generate crucible_%s %.1f %.0f\n", key.c_str(), med,
                 static_cast<double>(seqs * fresh) / (med / 1000.0));
   }
   return 0;
