@@ -26,17 +26,6 @@
 // 16r..16r+15 and keys 16c..16c+15, the two key halves exchange row maxima through
 // shared memory, P goes to shared memory as BF16, and warp (r, c) accumulates
 // O[16 heads x R/2 columns] += P V (128 FP32 registers per thread for R = 512).
-// MLA on Hopper with a BF16 cache (sm90_mla_decode_kernel, R = 512 or 256; wgmma): one
-// block of 2 warpgroups per (token, 64 query heads, chunk), key tiles of 64 rows double-
-// buffered by cp.async straight into shared memory, which holds Q and the tiles in one
-// layout: 64-column blocks of 128-byte rows, 128-byte swizzled (sm90_wgmma.cuh). A tile is
-// both K of S = Q K^T (K-major: keys are rows) and V of O += P V (N-major: the same rows
-// read along the columns), so the latent is staged once and never transposed. Each
-// warpgroup computes the whole S tile (m64n64k16), its softmax in registers, and feeds P
-// from registers (the accumulator fragment is the A fragment) to m64n128k16 steps over
-// its half of the output columns: the warpgroups share only the tiles, with two barriers
-// per tile. Numerics as the mma.sync kernel's: Q, K, V and P rounded to BF16, FP32
-// accumulation, the same split and combine.
 // NOTE: MLA decode at 128 heads does ~240 FLOP per cache byte (FP32 cache): FP32 CUDA
 // cores (67 TFLOP/s) would cap it near 280 GB/s, so it runs on the tensor cores, as
 // FlashMLA does. The split count is chosen per call from T, Hq and max_len to fill
@@ -589,7 +578,9 @@ struct Sm90MlaLayout {
   static constexpr std::size_t kTile = std::size_t{kD / 64} * kBlockBytes;  // 64 rows x kD
   static constexpr std::size_t kQ = 0;              // BF16 [64 heads][kD]: a tile's size
   static constexpr std::size_t kK = kQ + kTile;     // two key tiles
-  static constexpr std::size_t kBytes = kK + 2 * kTile;
+  static constexpr std::size_t kP = kK + 2 * kTile;  // BF16 [64 heads][64 keys]: one block
+  static constexpr std::size_t kRed = kP + kBlockBytes;                      // f32 [2][2][64]
+  static constexpr std::size_t kBytes = kRed + sizeof(float) * 4 * kMlaHeads;
   static constexpr std::size_t kAlloc = kBytes + 1024;  // slack to align the tiles to 1024 bytes
   static_assert(kD % 64 == 0 && R % 256 == 0, "64-column blocks; R / 2 in m64n128 accumulators");
   static_assert(kMlaHeads == 64 && kWgKeys == 64 && kMlaThreads == 256, "one m64 row block, two warpgroups");
@@ -626,6 +617,9 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
   unsigned char* smem = smem_raw + ((1024 - (sm90::smem_u32(smem_raw) & 1023)) & 1023);
   unsigned char* qs = smem + L::kQ;
   unsigned char* ks = smem + L::kK;
+  unsigned char* ps = smem + L::kP;
+  float* red_max = reinterpret_cast<float*>(smem + L::kRed);  // [2 warpgroups][64 rows]
+  float* red_l = red_max + 2 * kMlaHeads;                      // [2][64]
 
   const int h0 = blockIdx.x * kMlaHeads, chunk = blockIdx.y, t = blockIdx.z;
   const int s = p.slot[t], n = p.len[t];
@@ -656,9 +650,9 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
   }
 
   const int wg = threadIdx.x / 128, tw = threadIdx.x % 128;
-  const int q4 = tw % 4;
-  const int row_lo = 16 * (tw / 32) + (tw % 32) / 4, row_hi = row_lo + 8;  // this thread's fragment rows
-  const std::uint64_t q_desc = sm90::smem_desc_sw128(qs);
+  const int g = (tw % 32) / 4, q4 = tw % 4;
+  const int row_lo = 16 * (tw / 32) + g, row_hi = row_lo + 8;  // this thread's fragment rows
+  const std::uint64_t q_desc = sm90::smem_desc_sw128(qs), p_desc = sm90::smem_desc_sw128(ps);
   constexpr std::uint64_t kBlockStep = L::kBlockBytes >> 4;  // descriptor units (16 bytes)
 
   float o[kAcc][64];
@@ -671,7 +665,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
   for (int it = 0; it < n_tiles; ++it) {
     unsigned char* tile = ks + (it & 1) * L::kTile;
     const int j0 = start + it * kWgKeys, valid = min(kWgKeys, end - j0);
-    __syncthreads();  // both warpgroups are done with the other buffer (the last tile's P V)
+    __syncthreads();  // the last tile's wgmma reads of the other buffer and of P are done
     if (it + 1 < n_tiles) {
       sm90_prefetch_tile<R>(ks + ((it + 1) & 1) * L::kTile, ckv, kpe, j0 + kWgKeys, end - 1);
       cp_async_wait_group<1>();
@@ -681,54 +675,62 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
     sm90::fence_proxy_async_smem();
     __syncthreads();  // tile it (and Q) visible to the tensor cores
 
-    // S = Q K^T over the whole tile (both warpgroups: no exchange between them).
-    float sc[32];
+    // S = Q K^T for keys 32 wg .. 32 wg + 31 of the tile.
+    float sc[16];
 #pragma unroll
-    for (int i = 0; i < 32; ++i) sc[i] = 0.0f;
-    const std::uint64_t k_desc = sm90::smem_desc_sw128(tile);
+    for (int i = 0; i < 16; ++i) sc[i] = 0.0f;
+    const std::uint64_t k_desc = sm90::smem_desc_sw128(tile + wg * 32 * 128);
     sm90::wgmma_fence();
 #pragma unroll
     for (int kb = 0; kb < L::kD / 16; ++kb) {
       const std::uint64_t off = (kb / 4) * kBlockStep + (kb % 4) * 2;
-      sm90::wgmma_m64n64k16_bf16(sc, q_desc + off, k_desc + off, kb > 0);
+      sm90::wgmma_m64n32k16_bf16(sc, q_desc + off, k_desc + off, kb > 0);
     }
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
     sm90::fence_operands(sc);
 
-    // Online softmax in registers: rows are spread over a quad of threads.
+    // Online softmax over the whole tile: the warpgroups exchange their row maxima.
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float x = 8 * i + 2 * q4 + (e & 1) < valid ? sc[4 * i + e] * p.scale_log2 : -INFINITY;
+        const int key = wg * 32 + 8 * i + 2 * q4 + (e & 1);
+        const float x = key < valid ? sc[4 * i + e] * p.scale_log2 : -INFINITY;
         sc[4 * i + e] = x;
         mx[e / 2] = fmaxf(mx[e / 2], x);
       }
-    float alpha[2], mnew[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      mnew[r] = fmaxf(m[r], mx[r]);
+    }
+    if (q4 == 0) red_max[wg * kMlaHeads + row_lo] = mx[0], red_max[wg * kMlaHeads + row_hi] = mx[1];
+    __syncthreads();
+    float alpha[2], mnew[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = r == 0 ? row_lo : row_hi;
+      mnew[r] = fmaxf(m[r], fmaxf(red_max[row], red_max[kMlaHeads + row]));
       alpha[r] = exp2f(m[r] - mnew[r]);  // 0 on the first tile
       m[r] = mnew[r];
       l[r] *= alpha[r];
     }
 #pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      const float pe = exp2f(sc[i] - mnew[(i / 2) % 2]);
-      sc[i] = pe;
-      l[(i / 2) % 2] += pe;
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float pe = exp2f(sc[4 * i + e] - mnew[e / 2]);
+        sc[4 * i + e] = pe;
+        l[e / 2] += pe;
+      }
+      // Keys 32 wg + 8 i + 2 q4 (+1): chunk 4 wg + i of the P row, bytes 4 q4.
+      *reinterpret_cast<std::uint32_t*>(ps + sm90::swizzle128(row_lo, 4 * wg + i) + 4 * q4) =
+          pack_bf16(sc[4 * i], sc[4 * i + 1]);
+      *reinterpret_cast<std::uint32_t*>(ps + sm90::swizzle128(row_hi, 4 * wg + i) + 4 * q4) =
+          pack_bf16(sc[4 * i + 2], sc[4 * i + 3]);
     }
-    // P as the A operand of m64k16 steps: keys 16 kk .. 16 kk + 15 are accumulator
-    // columns i = 2 kk and 2 kk + 1, already in the A fragment's order.
-    std::uint32_t pa[kWgKeys / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kWgKeys / 16; ++kk)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) pa[kk][j] = pack_bf16(sc[8 * kk + 2 * j], sc[8 * kk + 2 * j + 1]);
 #pragma unroll
     for (int a = 0; a < kAcc; ++a)
 #pragma unroll
@@ -736,6 +738,8 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
         o[a][4 * i] *= alpha[0], o[a][4 * i + 1] *= alpha[0];
         o[a][4 * i + 2] *= alpha[1], o[a][4 * i + 3] *= alpha[1];
       }
+    sm90::fence_proxy_async_smem();
+    __syncthreads();  // P complete
 
     // O += P V: columns wg R/2 .., the tile's latent rows read N-major.
 #pragma unroll
@@ -746,7 +750,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
 #pragma unroll
       for (int a = 0; a < kAcc; ++a) {
         const unsigned char* v = tile + (wg * kCols / 64 + 2 * a) * L::kBlockBytes + kk * 16 * 128;
-        sm90::wgmma_m64n128k16_bf16_rs_bn(o[a], pa[kk], sm90::smem_desc_sw128_mn(v, L::kBlockBytes));
+        sm90::wgmma_m64n128k16_bf16_bn(o[a], p_desc + kk * 2, sm90::smem_desc_sw128_mn(v, L::kBlockBytes), 1);
       }
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
@@ -754,25 +758,29 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
     for (int a = 0; a < kAcc; ++a) sm90::fence_operands(o[a]);
   }
 
+  // l: the quad, then the two warpgroups' keys (in a fixed order).
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
+  if (q4 == 0) red_l[wg * kMlaHeads + row_lo] = l[0], red_l[wg * kMlaHeads + row_hi] = l[1];
+  __syncthreads();
   const bool single = n <= p.chunk;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = r == 0 ? row_lo : row_hi, h = h0 + row;
     if (h >= p.Hq) continue;
+    const float lt = red_l[row] + red_l[kMlaHeads + row];
     const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
     float* dst;
     float mul;
     if (single) {
-      dst = p.out + th * R, mul = 1.0f / l[r];
+      dst = p.out + th * R, mul = 1.0f / lt;
     } else {
       const std::int64_t at = th * p.max_chunks + chunk;
       dst = p.part_o + at * R, mul = 1.0f;
-      if (wg == 0 && q4 == 0) p.part_ml[at] = make_float2(m[r], l[r]);
+      if (wg == 0 && q4 == 0) p.part_ml[at] = make_float2(m[r], lt);
     }
 #pragma unroll
     for (int a = 0; a < kAcc; ++a)

@@ -1,8 +1,7 @@
 // kernels/cuda/sm90_wgmma.cuh: the Hopper (sm_90a) warpgroup MMA pieces shared by the grouped
 // GEMM kernels and the MLA decode kernel: shared-memory matrix descriptors for 128-byte-
-// swizzled tiles (K-major, and MN-major for BF16), the wgmma fences, and m64n128 / m64n64
-// instructions for E4M3 (k32) and BF16 (k16, A from shared memory or registers) with FP32
-// accumulators.
+// swizzled tiles (K-major, and MN-major for BF16), the wgmma fences, and m64n128 / m64n32
+// instructions for E4M3 (k32) and BF16 (k16) with FP32 accumulators.
 //
 // Shared-memory tile layout ("128B swizzle", PTX ISA "Shared Memory Matrix Layout" and
 // "Matrix Descriptor Format"): a tile of R rows x 128 bytes of K, row r at r * 128, starting
@@ -141,39 +140,36 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], std::uint6
 #endif
 }
 
-// d (64x128 f32) += A (64x16 BF16 in registers: the m64k16 A fragment, thread t holding
-// rows 16 w + g (+ 8) and columns 2 q (+ 1, + 8, + 9), the mma.sync m16n8k16 order) B (16x128
-// BF16, N-major: desc_b from smem_desc_sw128_mn).
-__device__ __forceinline__ void wgmma_m64n128k16_bf16_rs_bn(float (&d)[64], const std::uint32_t (&a)[4],
-                                                            std::uint64_t desc_b) {
+// d (64x128 f32) (+)= A (64x16 BF16, K-major) B (16x128 BF16, N-major: desc_b from
+// smem_desc_sw128_mn).
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_bn(float (&d)[64], std::uint64_t desc_a,
+                                                         std::uint64_t desc_b, int accumulate) {
 #ifdef CRUCIBLE_SM90A
   asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
       CRUCIBLE_WGMMA_D64 ", "
-      "{%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+      "%64, %65, p, 1, 1, 0, 1;\n}\n"
       : CRUCIBLE_WGMMA_D64_OUT(d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #else
-  (void)d, (void)a, (void)desc_b;
+  (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
   __trap();
 #endif
 }
 
-// d (64x64 f32: thread t holds 32 of it, i < 8 above) (+)= A (64x16 BF16) B (16x64 BF16)^T,
+// d (64x32 f32: thread t holds 16 of it, i < 4 above) (+)= A (64x16 BF16) B (16x32 BF16)^T,
 // both K-major.
-__device__ __forceinline__ void wgmma_m64n64k16_bf16(float (&d)[32], std::uint64_t desc_a, std::uint64_t desc_b,
+__device__ __forceinline__ void wgmma_m64n32k16_bf16(float (&d)[16], std::uint64_t desc_a, std::uint64_t desc_b,
                                                      int accumulate) {
 #ifdef CRUCIBLE_SM90A
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
-      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "%32, %33, p, 1, 1, 0, 0;\n}\n"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "%16, %17, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #else
   (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
