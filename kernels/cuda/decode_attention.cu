@@ -26,6 +26,20 @@
 // 16r..16r+15 and keys 16c..16c+15, the two key halves exchange row maxima through
 // shared memory, P goes to shared memory as BF16, and warp (r, c) accumulates
 // O[16 heads x R/2 columns] += P V (128 FP32 registers per thread for R = 512).
+// MLA on Hopper with a BF16 cache (sm90_mla_decode_kernel, R = 512 or 256; wgmma): one
+// block of 2 warpgroups per (token, 64 query heads, chunk), key tiles of 64 rows double-
+// buffered by cp.async straight into shared memory, which holds Q, the tiles and P in one
+// layout: 64-column blocks of 128-byte rows, 128-byte swizzled (sm90_wgmma.cuh). A tile is
+// both K of S = Q K^T (K-major: keys are rows) and V of O += P V (N-major: the same rows
+// read along the columns), so the latent is staged once and never transposed. Warpgroup
+// w computes S for keys 32 w .. 32 w + 31 of the tile (m64n32k16); the two exchange row
+// maxima through shared memory and write P (BF16) there; warpgroup w then accumulates
+// output columns w R/2 .. (w + 1) R/2 - 1 (m64n128k16, B N-major). Numerics as the
+// mma.sync kernel's: Q, K, V and P rounded to BF16, FP32 accumulation, the same split
+// and combine.
+// NOTE: tried, slower: each warpgroup computing the whole S tile and feeding P from
+// registers (no P in shared memory, no exchange): 1173 against 1303 GB/s at
+// mla_dsv3_b128_l8k (bench_gpu_decode_attention, session 9 calls 3 and 6).
 // NOTE: MLA decode at 128 heads does ~240 FLOP per cache byte (FP32 cache): FP32 CUDA
 // cores (67 TFLOP/s) would cap it near 280 GB/s, so it runs on the tensor cores, as
 // FlashMLA does. The split count is chosen per call from T, Hq and max_len to fill
