@@ -113,7 +113,7 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   Tensor logits = activation(dev, T, E, "moe.logits");
   ops::linear_forward(x, p.gate.w, Tensor(), logits, ops::GemmPrecision::Fp32);  // router in FP32
   s.scores = activation(dev, T, E, "moe.scores");
-  s.topk_idx = Tensor(Shape{T, k}, DType::I32, dev, "moe.topk_idx");
+  s.topk_idx = Tensor::empty(Shape{T, k}, DType::I32, dev, "moe.topk_idx");
   s.topk_w = activation(dev, T, k, "moe.topk_w");
   ops::moe_route_forward(logits, p.bias.w, routing_params(c), s.scores, s.topk_idx, s.topk_w);
 
@@ -121,9 +121,9 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   // (deterministic). Only the E + 1 offsets come to the host: they size the experts.
   part.reset();
   part.emplace("moe.fwd.plan");
-  Tensor offsets(Shape{E + 1}, DType::I32, dev, "moe.offsets");
-  s.rows = Tensor(Shape{T * k}, DType::I32, dev, "moe.rows");
-  s.position = Tensor(Shape{T, k}, DType::I32, dev, "moe.position");
+  Tensor offsets = Tensor::empty(Shape{E + 1}, DType::I32, dev, "moe.offsets");
+  s.rows = Tensor::empty(Shape{T * k}, DType::I32, dev, "moe.rows");
+  s.position = Tensor::empty(Shape{T, k}, DType::I32, dev, "moe.position");
   ops::moe_permute_plan(s.topk_idx, offsets, s.rows, s.position);
   const Tensor off = on_host(offsets);
   s.offsets.assign(off.data<std::int32_t>(), off.data<std::int32_t>() + E + 1);

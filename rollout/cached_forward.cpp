@@ -6,6 +6,7 @@
 // of its slot, so prefill chunks and single decode tokens of different sequences run
 // in one batch. Everything runs on the device of the model weights; only the token
 // ids, positions and slots are assembled on the host and copied over once per call.
+// Every temporary is written whole by the op that makes it (Tensor::empty: no memset).
 #include "rollout/cached_forward.h"
 
 #include <algorithm>
@@ -35,8 +36,9 @@ void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer,
   const std::int64_t T = a.dim(0), nh = c.num_attention_heads, nkv = c.kv_heads(), d = c.attn_head_dim();
   const auto prec = linear_precision(c);
   const GqaParams p = gqa_params(w, layer);
-  Tensor q(Shape{T, nh, d}, DType::F32, dev, "gqa.q"), k(Shape{T, nkv, d}, DType::F32, dev, "gqa.k"),
-      v(Shape{T, nkv, d}, DType::F32, dev, "gqa.v");
+  Tensor q = Tensor::empty(Shape{T, nh, d}, DType::F32, dev, "gqa.q"),
+         k = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev, "gqa.k"),
+         v = Tensor::empty(Shape{T, nkv, d}, DType::F32, dev, "gqa.v");
   Tensor q2 = q.reshape(Shape{T, nh * d}), k2 = k.reshape(Shape{T, nkv * d}), v2 = v.reshape(Shape{T, nkv * d});
   ops::linear_forward(a, p.q.w, p.q_b.w, q2, prec);
   ops::linear_forward(a, p.k.w, p.k_b.w, k2, prec);
@@ -46,7 +48,7 @@ void gqa_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer,
   // Append first: a token attends to itself.
   ops::kv_cache_append(k, pl.slot, pl.pos, cache.k[layer]);
   ops::kv_cache_append(v, pl.slot, pl.pos, cache.v[layer]);
-  Tensor o(Shape{T, nh, d}, DType::F32, dev, "gqa.o");  // [T, nh, d]
+  Tensor o = Tensor::empty(Shape{T, nh, d}, DType::F32, dev, "gqa.o");  // [T, nh, d]
   ops::gqa_decode(q, cache.k[layer], cache.v[layer], pl.slot, pl.len, pl.max_len,
                   static_cast<float>(c.softmax_scale()), o);
   ops::linear_forward(o.reshape(Shape{T, nh * d}), p.o.w, Tensor(), y, prec);
@@ -61,7 +63,7 @@ void mla_cached(const ModelConfig& c, const ModelWeights& w, std::int64_t layer,
   const auto prec = linear_precision(c);
   const float eps = static_cast<float>(c.rms_norm_eps);
   const MlaParams p = mla_params(w, layer);
-  auto f32 = [&](Shape s, const char* name) { return Tensor(s, DType::F32, dev, name); };
+  auto f32 = [&](Shape s, const char* name) { return Tensor::empty(s, DType::F32, dev, name); };
 
   Tensor q = f32(Shape{T, nh * dqk}, "mla.q");  // [T, nh * (nope + rope)]
   if (c.q_lora_rank > 0) {
@@ -131,14 +133,15 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
   }
   cu_h.data<std::int32_t>()[1] = static_cast<std::int32_t>(T);
   const RopeTable& rope_d = model.rope_for(pos_h);  // on the model's device; sized from the host positions
-  const Tensor ids = on_device(ids_h, dev), pos = on_device(pos_h, dev), cu = on_device(cu_h, dev);
+  const Tensor ids = on_device(ids_h, dev), pos = on_device(pos_h, dev);
   pl.slot = on_device(slot_h, dev), pl.pos = pos, pl.len = on_device(len_h, dev);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
-  Tensor h(Shape{T, H}, DType::F32, dev, "cached.h");  // [T, H] residual stream
+  Tensor h = Tensor::empty(Shape{T, H}, DType::F32, dev, "cached.h");  // [T, H] residual stream
   ops::embedding_forward(ids, embed, h);
-  Tensor a(Shape{T, H}, DType::F32, dev, "cached.a"), r(Shape{T}, DType::F32, dev, "cached.rstd"),
-      out(Shape{T, H}, DType::F32, dev, "cached.out");
+  Tensor a = Tensor::empty(Shape{T, H}, DType::F32, dev, "cached.a"),
+         r = Tensor::empty(Shape{T}, DType::F32, dev, "cached.rstd"),
+         out = Tensor::empty(Shape{T, H}, DType::F32, dev, "cached.out");
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     ops::rmsnorm_forward(h, w.param(p + "input_layernorm.weight"), eps, a, r);
@@ -148,7 +151,7 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
     ops::rmsnorm_forward(h, w.param(p + "post_attention_layernorm.weight"), eps, a, r);
     if (c.is_moe_layer(l)) {
       MoeSaved saved;
-      moe_forward(c, moe_params(w, l), a, cu, out, saved);
+      moe_forward(c, moe_params(w, l), a, cu_h, out, saved);  // cu_seqlens: host (balance loss)
     } else {
       MlpSaved saved;
       mlp_forward(mlp_params(w, p + "mlp."), a, linear_precision(c), out, saved);
@@ -156,7 +159,7 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
     ops::axpy(1.0f, out, h);
   }
   for (const Chunk& ch : chunks) cache.len[ch.slot] += static_cast<std::int64_t>(ch.tokens.size());
-  Tensor hf(Shape{T, H}, DType::F32, dev, "final_norm");
+  Tensor hf = Tensor::empty(Shape{T, H}, DType::F32, dev, "final_norm");
   ops::rmsnorm_forward(h, w.param("model.norm.weight"), eps, hf, r);
   return hf;
 }

@@ -86,7 +86,8 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       std::int32_t row = -1;
       for (std::size_t i = 0; i < count; ++i)
         last_row.data<std::int32_t>()[i] = row += static_cast<std::int32_t>(chunks[i].tokens.size());
-      Tensor h_last(Shape{static_cast<std::int64_t>(count), c.hidden_size}, DType::F32, hf.device(), "h_last");
+      Tensor h_last = Tensor::empty(Shape{static_cast<std::int64_t>(count), c.hidden_size}, DType::F32, hf.device(),
+                                    "h_last");
       ops::gather_rows(hf, on_device(last_row, hf.device()), h_last);
       hf = h_last;  // [count, H]: row i is sequence i; decode steps keep one row per active sequence
     }
@@ -94,7 +95,7 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
     std::iota(active.begin(), active.end(), 0);
     while (!active.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(active.size());
-      Tensor logits(Shape{n, V}, DType::F32, dev, "logits");  // [n, V]
+      Tensor logits = Tensor::empty(Shape{n, V}, DType::F32, dev, "logits");  // [n, V]
       // The head GEMM in the precision of the trainer's head, as a linear op: the head is
       // a weight of the generate call's WeightCacheScope, so its BF16 copy is made once per
       // call, not once per decode step (gemm_nt's b is never cached).
@@ -103,7 +104,8 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<std::i
       Tensor u(Shape{n}, DType::F64, Device::cpu(), "u");  // [n] one uniform per sampled token
       if (p.temperature != 0)
         for (std::int64_t i = 0; i < n; ++i) u.data<double>()[i] = rngs[active[i]].uniform_double();
-      Tensor tokens_d(Shape{n}, DType::I32, dev, "tokens"), logprobs_d(Shape{n}, DType::F32, dev, "logprobs");
+      Tensor tokens_d = Tensor::empty(Shape{n}, DType::I32, dev, "tokens"),
+             logprobs_d = Tensor::empty(Shape{n}, DType::F32, dev, "logprobs");
       ops::sample_tokens(logits, on_device(u, dev), sampling, tokens_d, logprobs_d);
       const Tensor tokens = on_host(tokens_d), logprobs = on_host(logprobs_d);
       std::vector<Chunk> next;
