@@ -54,6 +54,10 @@ inline const std::vector<DecodeBenchCase> kDecodeBenchCases = {
     {"mla_dsv3_b128_l4k", true, 128, 1, 512, 64, 128, 4096},
     {"mla_dsv3_b64_l8k", true, 128, 1, 512, 64, 64, 8192},
     {"mla_dsv3_b128_l8k", true, 128, 1, 512, 64, 128, 8192},
+    // The h100 teacher's generation: 16 heads over a 256 + 64 latent; a decode step of 32
+    // sequences, and a prefill-like batch of 4096 query tokens each over 64 positions.
+    {"mla_teacher_b32_l256", true, 16, 1, 256, 64, 32, 256},
+    {"mla_teacher_b4096_l64", true, 16, 1, 256, 64, 4096, 64},
     {"gqa_32_8_d128_b64_l4k", false, 32, 8, 128, 0, 64, 4096},
     {"gqa_32_8_d128_b128_l8k", false, 32, 8, 128, 0, 128, 8192},
     {"gqa_32_8_d64_b64_l4k", false, 32, 8, 64, 0, 64, 4096},
