@@ -23,30 +23,18 @@
 #include <vector>
 
 #include "kernels/cuda/decode_attention_cuda.h"
-#include "kernels/linear.h"
 #include "launch/model_config_fields.h"
 #include "rollout/cached_forward.h"
 #include "rollout/generator.h"
 #include "tests/catch.h"
 #include "tests/gpu/gpu_compare.h"
+#include "tests/rollout/head_logprob.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::gpu_test;
 
 namespace {
-
-// log p(token | row) from one final hidden row (host), the head's precision.
-float logprob_of(const Tensor& hf_row, const Tensor& head, std::int32_t token, bool bf16_head) {
-  const std::int64_t V = head.dim(0);
-  Tensor logits(Shape{1, V}, DType::F32);
-  ops::gemm_nt(hf_row, head, logits, 0.0f, bf16_head ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
-  const float* l = logits.data<float>();
-  double mx = l[0];
-  for (std::int64_t i = 1; i < V; ++i) mx = std::max(mx, double(l[i]));
-  double sum = 0;
-  for (std::int64_t i = 0; i < V; ++i) sum += std::exp(l[i] - mx);
-  return static_cast<float>(l[token] - mx - std::log(sum));
-}
 
 // Prefill 4 tokens of a and 2 of b, then one token per step; the log-prob of every next
 // token of a, then of b (a: 8 of them, b: 7).
@@ -57,15 +45,15 @@ std::vector<float> decode_logprobs(Transformer& model, DType cache_dtype, const 
   const bool bf16_head = model.head_options().bf16;
   std::vector<float> got_a, got_b;
   Tensor hf = on_host(rollout::forward_cached(model, cache, {{0, {a.begin(), a.begin() + 4}}, {1, {b.begin(), b.begin() + 2}}}));
-  got_a.push_back(logprob_of(hf.slice(3, 4), head, a[4], bf16_head));
-  got_b.push_back(logprob_of(hf.slice(5, 6), head, b[2], bf16_head));
+  got_a.push_back(testing::head_logprob(hf.slice(3, 4), head, a[4], bf16_head));
+  got_b.push_back(testing::head_logprob(hf.slice(5, 6), head, b[2], bf16_head));
   std::size_t ia = 4, ib = 2;
   while (ia + 1 < a.size()) {
     std::vector<rollout::Chunk> step{{0, {a[ia]}}};
     if (ib + 1 < b.size()) step.push_back({1, {b[ib]}});
     hf = on_host(rollout::forward_cached(model, cache, step));
-    got_a.push_back(logprob_of(hf.slice(0, 1), head, a[ia + 1], bf16_head));
-    if (step.size() == 2) got_b.push_back(logprob_of(hf.slice(1, 2), head, b[ib + 1], bf16_head)), ++ib;
+    got_a.push_back(testing::head_logprob(hf.slice(0, 1), head, a[ia + 1], bf16_head));
+    if (step.size() == 2) got_b.push_back(testing::head_logprob(hf.slice(1, 2), head, b[ib + 1], bf16_head)), ++ib;
     ++ia;
   }
   got_a.insert(got_a.end(), got_b.begin(), got_b.end());
@@ -74,10 +62,8 @@ std::vector<float> decode_logprobs(Transformer& model, DType cache_dtype, const 
 
 double worst_rel(const std::vector<float>& x, const std::vector<float>& y) {
   double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double e = std::fabs(double(x[i]) - y[i]) / (1 + std::fabs(double(x[i])));
-    worst = std::isnan(e) || e > worst ? e : worst;  // keeps a NaN
-  }
+  for (std::size_t i = 0; i < x.size(); ++i)
+    worst = testing::worst_of(worst, std::fabs(double(x[i]) - y[i]) / (1 + std::fabs(double(x[i]))));
   return worst;
 }
 

@@ -7,6 +7,7 @@
 #include "rollout/cached_forward.h"
 #include "rollout/generator.h"
 #include "tests/catch.h"
+#include "tests/rollout/head_logprob.h"
 #include "tests/worst.h"
 
 using namespace crucible;
@@ -25,19 +26,6 @@ std::vector<std::int32_t> random_tokens(std::size_t n, std::int64_t vocab, unsig
   std::vector<std::int32_t> t(n);
   for (auto& x : t) x = static_cast<std::int32_t>(gen() % vocab);
   return t;
-}
-
-// log p(next | prefix) from final hidden rows, in the precision of the trainer's head.
-float logprob_of(const Tensor& hf_row, const Tensor& head, std::int32_t token, bool bf16_head) {
-  const std::int64_t V = head.dim(0);
-  Tensor logits(Shape{1, V}, DType::F32);
-  ops::gemm_nt(hf_row, head, logits, 0.0f, bf16_head ? ops::GemmPrecision::Bf16 : ops::GemmPrecision::Fp32);
-  const float* l = logits.data<float>();
-  double mx = l[0];
-  for (std::int64_t i = 1; i < V; ++i) mx = std::max(mx, double(l[i]));
-  double sum = 0;
-  for (std::int64_t i = 0; i < V; ++i) sum += std::exp(l[i] - mx);
-  return static_cast<float>(l[token] - mx - std::log(sum));
 }
 
 }  // namespace
@@ -64,15 +52,15 @@ TEST_CASE("KV-cache decoding gives the log-probs of a full recompute (MLA latent
       const bool bf16_head = model.head_options().bf16;
       std::vector<float> got_a, got_b;
       Tensor hf = forward_cached(model, cache, {{0, {seq_a.begin(), seq_a.begin() + 4}}, {1, {seq_b.begin(), seq_b.begin() + 2}}});
-      got_a.push_back(logprob_of(hf.slice(3, 4), head, seq_a[4], bf16_head));
-      got_b.push_back(logprob_of(hf.slice(5, 6), head, seq_b[2], bf16_head));
+      got_a.push_back(testing::head_logprob(hf.slice(3, 4), head, seq_a[4], bf16_head));
+      got_b.push_back(testing::head_logprob(hf.slice(5, 6), head, seq_b[2], bf16_head));
       std::size_t ia = 4, ib = 2;
       while (ia + 1 < seq_a.size()) {
         std::vector<Chunk> step{{0, {seq_a[ia]}}};
         if (ib + 1 < seq_b.size()) step.push_back({1, {seq_b[ib]}});
         hf = forward_cached(model, cache, step);
-        got_a.push_back(logprob_of(hf.slice(0, 1), head, seq_a[ia + 1], bf16_head));
-        if (step.size() == 2) got_b.push_back(logprob_of(hf.slice(1, 2), head, seq_b[ib + 1], bf16_head)), ++ib;
+        got_a.push_back(testing::head_logprob(hf.slice(0, 1), head, seq_a[ia + 1], bf16_head));
+        if (step.size() == 2) got_b.push_back(testing::head_logprob(hf.slice(1, 2), head, seq_b[ib + 1], bf16_head)), ++ib;
         ++ia;
       }
       INFO(preset << (prec == Precision::Fp8 ? " fp8" : " fp32"));
