@@ -21,9 +21,12 @@
 // reference (kernels/cpu/decode_attention.cpp) is the math rollout/cached_forward.cpp
 // always did: FP32 dot products, softmax with its sum in double; a BF16 cache is read
 // exactly (widened to FP32). The CUDA twin (kernels/cuda/decode_attention.cu) runs
-// asynchronously on `stream`, splits each sequence into fixed chunks (flash-decoding)
-// and combines them in a fixed order: deterministic, independent of max_len and of
-// the other tokens of the batch.
+// asynchronously on `stream`, splits each sequence into chunks (flash-decoding) and
+// combines them in a fixed order: deterministic. GQA's chunks are fixed (a token's result
+// is independent of max_len and of the other tokens); MLA's split count is chosen per
+// call from T, Hq and max_len to fill the SMs, so its results may move with them at FP32
+// rounding level. On Hopper, MLA over a BF16 cache runs a wgmma kernel (the mma.sync one
+// elsewhere and for FP32 caches; kernels/cuda/decode_attention_cuda.h).
 //   gqa_decode  FP32 CUDA cores; d <= 128 (any), Hq % Hkv == 0.
 //   mla_decode  BF16 tensor cores (q, the cache and the probabilities rounded to BF16
 //               RNE, FP32 accumulation and softmax); (R, P) in {(512, 64), (256, 64), (64, 16)}

@@ -120,10 +120,9 @@ int main() {
                              4.0 * B * Hq * (c.d + c.rope) + 4.0 * B * Hq * c.d;
         report(key, bytes, median_ms([&] { ops::mla_decode(ql, qr, ckv, kpe, slot, len, L, scale, out); }, iters));
         if (dt == DType::BF16) {  // the mma.sync kernel that Hopper's wgmma kernel replaces, for the ratio
-          cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::MmaSync);
+          const cuda::ScopedMlaDecodeKernel pick(cuda::MlaDecodeKernel::MmaSync);
           report(key + "_mma", bytes,
                  median_ms([&] { ops::mla_decode(ql, qr, ckv, kpe, slot, len, L, scale, out); }, iters));
-          cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::Auto);
         }
       } else {
         const Tensor q = gpu_random(Shape{B, Hq, c.d}, DType::F32, 5, "q");

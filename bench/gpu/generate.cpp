@@ -41,14 +41,16 @@ int main(int argc, char** argv) {
   std::printf("generate on the GPU: %s, %lld sequences, %lld prompt + %lld new tokens; median of %lld calls\n",
               base.name.c_str(), static_cast<long long>(seqs), static_cast<long long>(prompt),
               static_cast<long long>(fresh), static_cast<long long>(iters));
+  int runs = 0;
   for (const auto& [prec, f32_cache] : {std::pair{Precision::Bf16, false}, std::pair{Precision::Fp8, false},
                                         std::pair{Precision::Bf16, true}}) {
     const std::string key = std::string(prec == Precision::Fp8 ? "fp8" : "bf16") + (f32_cache ? "_f32cache" : "");
     if (("," + only + ",").find("," + key + ",") == std::string::npos) continue;
+    // The generator's own cache (BF16 for MLA on the GPU), and an FP32 one for the ratio.
+    if (f32_cache && !base.is_mla()) continue;
+    ++runs;
     const auto weights = bench::gpu_weights(init, prec, false);
     Transformer model(*weights);
-    // The generator's own cache (BF16 for MLA), and an FP32 one for the ratio.
-    if (f32_cache && rollout::default_cache_dtype(model) == DType::F32) continue;
     rollout::Generator generator(model, seqs, prompt + fresh,
                                  f32_cache ? std::optional<DType>(DType::F32) : std::nullopt);
     bool short_sequence = false;
@@ -61,6 +63,11 @@ int main(int argc, char** argv) {
     if (short_sequence) std::printf("error: a sequence stopped before %lld tokens\n", static_cast<long long>(fresh));
     std::printf("generate crucible_%s %.1f %.0f\n", key.c_str(), med,
                 static_cast<double>(seqs * fresh) / (med / 1000.0));
+  }
+  if (runs == 0) {
+    std::fprintf(stderr, "bench_gpu_generate: --only %s names no run of this model (bf16, fp8, bf16_f32cache)\n",
+                 only.c_str());
+    return 1;
   }
   return 0;
 }

@@ -35,8 +35,8 @@
 // w computes S for keys 32 w .. 32 w + 31 of the tile (m64n32k16); the two exchange row
 // maxima through shared memory and write P (BF16) there; warpgroup w then accumulates
 // output columns w R/2 .. (w + 1) R/2 - 1 (m64n128k16, B N-major). Numerics as the
-// mma.sync kernel's: Q, K, V and P rounded to BF16, FP32 accumulation, the same split
-// and combine.
+// mma.sync kernel's: Q, K, V and P rounded to BF16, FP32 accumulation, the same combine;
+// its splits are multiples of 64 keys (32 for mma.sync), so the two can split apart.
 // NOTE: tried, slower: each warpgroup computing the whole S tile and feeding P from
 // registers (no P in shared memory, no exchange): 1173 against 1303 GB/s at
 // mla_dsv3_b128_l8k (bench_gpu_decode_attention, session 9 calls 3 and 6).
@@ -100,7 +100,7 @@ struct CombineParams {
   const std::int32_t* len;   // [T]
   float* out;             // [rows = T * Hq, W]
   int Hq, W, chunk, max_chunks, slots, max_len;
-  const char* op;         // the op whose places are checked here
+  bool mla;               // names the op in the report: mla_decode, else gqa_decode
 };
 
 // One block per (token, head) row: n = ceil(len / chunk) chunks; n == 1 was written
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(const C
   const int t = static_cast<int>(row / p.Hq);
   if (threadIdx.x == 0 && row % p.Hq == 0) {
     int s, n;
-    load_place(p.slot, p.len, t, p.slots, p.max_len, p.op, s, n);
+    load_place(p.slot, p.len, t, p.slots, p.max_len, p.mla ? "mla_decode" : "gqa_decode", s, n);
   }
   const int len = max(p.len[t], 0);
   const int n = min((len + p.chunk - 1) / p.chunk, p.max_chunks);
@@ -971,7 +971,7 @@ void gqa_decode(const float* q, const void* k, const void* v, bool cache_bf16, c
     }
   }
   launch_combine({p.part_o, p.part_ml, slot, len, out, p.Hq, p.d, kGqaChunk, p.max_chunks, p.slots, p.max_len,
-                  "gqa_decode"},
+                  false},
                  s.T * s.Hq, st);
 }
 
@@ -1017,7 +1017,7 @@ void mla_decode(const float* q_lat, const float* q_rope, const void* ckv, const 
     }
   }
   launch_combine({p.part_o, p.part_ml, slot, len, out_lat, p.Hq, static_cast<int>(R), p.chunk, p.max_chunks, p.slots,
-                  p.max_len, "mla_decode"},
+                  p.max_len, true},
                  s.T * s.Hq, st);
 }
 

@@ -39,6 +39,13 @@ void gqa_decode(const float* q, const void* k, const void* v, bool cache_bf16, c
 // benchmark run both in one process). Process-wide; FP32 caches always take mma.sync.
 enum class MlaDecodeKernel { Auto, MmaSync };
 void set_mla_decode_kernel(MlaDecodeKernel kernel);
+// Sets the kernel for its lifetime, then Auto again (also when an exception leaves).
+struct ScopedMlaDecodeKernel {
+  explicit ScopedMlaDecodeKernel(MlaDecodeKernel kernel) { set_mla_decode_kernel(kernel); }
+  ~ScopedMlaDecodeKernel() { set_mla_decode_kernel(MlaDecodeKernel::Auto); }
+  ScopedMlaDecodeKernel(const ScopedMlaDecodeKernel&) = delete;
+  ScopedMlaDecodeKernel& operator=(const ScopedMlaDecodeKernel&) = delete;
+};
 
 // q_lat, out_lat [T, Hq, R], q_rope [T, Hq, P] f32; ckv [slots, capacity, R], kpe
 // [slots, capacity, P] (f32 or bf16 bits); slot, len [T] i32.

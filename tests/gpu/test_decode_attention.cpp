@@ -168,11 +168,12 @@ TEST_CASE("decode attention: CUDA matches the CPU twin (GQA, absorbed MLA; FP32 
       if (kernel == cuda::MlaDecodeKernel::MmaSync && !c.mla) continue;
       const std::string name = std::string(c.name) + (bf16_cache ? " bf16 cache" : " fp32 cache") +
                                (kernel == cuda::MlaDecodeKernel::MmaSync ? " (mma.sync kernel)" : "");
-      cuda::set_mla_decode_kernel(kernel);
       // The values both twins see in the cache.
       const Tensor k1 = bf16_cache ? bf16_rounded(ca) : ca, k2 = bf16_cache ? bf16_rounded(cb) : cb;
-      const Tensor g_out = run_gpu(bf16_cache ? bf16_bits(ca) : ca, bf16_cache ? bf16_bits(cb) : cb);
-      cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::Auto);
+      const Tensor g_out = [&] {
+        const cuda::ScopedMlaDecodeKernel pick(kernel);
+        return run_gpu(bf16_cache ? bf16_bits(ca) : ca, bf16_cache ? bf16_bits(cb) : cb);
+      }();
       if (!c.mla) {
         const Tensor cpu = run_cpu(qa, Tensor(), k1, k2);
         const Bounds b = bounds(qa, Tensor(), k1, k2);

@@ -95,10 +95,12 @@ TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both decod
   for (std::int64_t i = 3; i < 11; ++i) full.push_back(full_t.data<float>()[i]);
   for (std::int64_t i = 12 + 1; i < 12 + 8; ++i) full.push_back(full_t.data<float>()[i]);
 
-  cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::MmaSync);
-  const std::vector<float> mma_f32 = decode_logprobs(model, DType::F32, a, b);
-  const std::vector<float> mma_bf16 = decode_logprobs(model, DType::BF16, a, b);
-  cuda::set_mla_decode_kernel(cuda::MlaDecodeKernel::Auto);
+  std::vector<float> mma_f32, mma_bf16;
+  {
+    const cuda::ScopedMlaDecodeKernel pick(cuda::MlaDecodeKernel::MmaSync);
+    mma_f32 = decode_logprobs(model, DType::F32, a, b);
+    mma_bf16 = decode_logprobs(model, DType::BF16, a, b);
+  }
   const std::vector<float> auto_bf16 = decode_logprobs(model, DType::BF16, a, b);
   REQUIRE(mma_f32.size() == 15);
 
