@@ -43,7 +43,8 @@ struct MoeSaved {
 };
 
 // x [T, H] -> y [T, H] (written). cu_seqlens (i32 [B+1], any device) delimits the
-// sequences of the balance loss.
+// sequences of the balance loss; undefined (inference: rollout/cached_forward.cpp), no
+// balance loss is computed (s.balance_loss = 0), which spares its device-to-host reads.
 void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, const Tensor& cu_seqlens,
                  Tensor& y, MoeSaved& s);
 // dy -> dx (written); parameter grads +=; the balance loss gradient is included,

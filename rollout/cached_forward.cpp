@@ -5,7 +5,7 @@
 // position, appends its keys (or latent) first and then attends to positions 0 .. pos
 // of its slot, so prefill chunks and single decode tokens of different sequences run
 // in one batch. Everything runs on the device of the model weights; only the token
-// ids, positions and slots are assembled on the host and copied over once per call.
+// ids, positions, slots and lengths are assembled on the host, and go over in one copy.
 // Every temporary is written whole by the op that makes it (Tensor::empty: no memset).
 #include "rollout/cached_forward.h"
 
@@ -116,25 +116,27 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
     T += static_cast<std::int64_t>(ch.tokens.size());
   }
   const std::int64_t H = c.hidden_size;
-  Tensor ids_h(Shape{T}, DType::I32), pos_h(Shape{T}, DType::I32), slot_h(Shape{T}, DType::I32),
-      len_h(Shape{T}, DType::I32), cu_h(Shape{2}, DType::I32);
+  // Rows: token ids, positions, slots, lengths; one upload.
+  Tensor places_h(Shape{4, T}, DType::I32, Device::cpu(), "cached.places");
   Places pl;
   {
+    std::int32_t* ids = places_h.data<std::int32_t>();
+    std::int32_t *pos = ids + T, *slot = pos + T, *len = slot + T;
     std::int64_t t = 0;
     for (const Chunk& ch : chunks)
       for (std::size_t i = 0; i < ch.tokens.size(); ++i, ++t) {
-        const std::int64_t pos = cache.len[ch.slot] + static_cast<std::int64_t>(i);
-        ids_h.data<std::int32_t>()[t] = ch.tokens[i];
-        pos_h.data<std::int32_t>()[t] = static_cast<std::int32_t>(pos);
-        slot_h.data<std::int32_t>()[t] = static_cast<std::int32_t>(ch.slot);
-        len_h.data<std::int32_t>()[t] = static_cast<std::int32_t>(pos + 1);
-        pl.max_len = std::max(pl.max_len, pos + 1);
+        const std::int64_t p = cache.len[ch.slot] + static_cast<std::int64_t>(i);
+        ids[t] = ch.tokens[i];
+        pos[t] = static_cast<std::int32_t>(p);
+        slot[t] = static_cast<std::int32_t>(ch.slot);
+        len[t] = static_cast<std::int32_t>(p + 1);
+        pl.max_len = std::max(pl.max_len, p + 1);
       }
   }
-  cu_h.data<std::int32_t>()[1] = static_cast<std::int32_t>(T);
-  const RopeTable& rope_d = model.rope_for(pos_h);  // on the model's device; sized from the host positions
-  const Tensor ids = on_device(ids_h, dev), pos = on_device(pos_h, dev);
-  pl.slot = on_device(slot_h, dev), pl.pos = pos, pl.len = on_device(len_h, dev);
+  const RopeTable& rope_d = model.rope_for(places_h.row(1));  // on the model's device; sized from the host positions
+  const Tensor places = on_device(places_h, dev);
+  const Tensor ids = places.row(0), pos = places.row(1);
+  pl.slot = places.row(2), pl.pos = pos, pl.len = places.row(3);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   Tensor h = Tensor::empty(Shape{T, H}, DType::F32, dev, "cached.h");  // [T, H] residual stream
@@ -151,7 +153,7 @@ Tensor forward_cached(Transformer& model, KvCache& cache, const std::vector<Chun
     ops::rmsnorm_forward(h, w.param(p + "post_attention_layernorm.weight"), eps, a, r);
     if (c.is_moe_layer(l)) {
       MoeSaved saved;
-      moe_forward(c, moe_params(w, l), a, cu_h, out, saved);  // cu_seqlens: host (balance loss)
+      moe_forward(c, moe_params(w, l), a, Tensor(), out, saved);  // no balance loss
     } else {
       MlpSaved saved;
       mlp_forward(mlp_params(w, p + "mlp."), a, linear_precision(c), out, saved);
