@@ -16,8 +16,9 @@
 #                                                 # (bench/gpu/trace through CUPTI), both precisions
 #   bash tools/device_run.sh dp                   # 2+ GPUs: data parallel over NCCL (mpirun):
 #                                                 # the 2-rank NCCL and overlap tests, bench_gpu_dp_step on 1
-#                                                 # and N ranks vs PyTorch DDP (torchrun), and the
-#                                                 # demo on N ranks, overlap_reduce on and off
+#                                                 # and N ranks (and NCCL's native sum on N) vs PyTorch
+#                                                 # DDP (torchrun), and the demo on N ranks,
+#                                                 # overlap_reduce on and off
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}
@@ -84,6 +85,12 @@ if [ "$part" = dp ]; then
         sed "s/^dp \([a-z]*\) /dp crucible_${prec}_\1 /" | tee -a "$out/dp.txt"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     done
+    # NCCL's own all-reduce (not deterministic) beside the deterministic sum, on N ranks.
+    if [ "$np" -gt 1 ]; then
+      "${mpi[@]}" -np "$np" "$stage/bench_gpu_dp_step" --precision bf16 --native 1 2>&1 |
+        sed "s/^dp \([a-z]*\) /dp crucible_bf16native_\1 /" | tee -a "$out/dp.txt"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    fi
     if python3 -c "import transformers" 2>/dev/null && [ -f "$out/hf_dp/config.json" ]; then
       torchrun --nproc_per_node "$np" tools/bench_hf_ddp.py "$out/hf_dp" 2>&1 | grep -v "^W[0-9]* " |
         tee -a "$out/dp.txt" || status=1
