@@ -34,6 +34,7 @@
 #include "model/transformer.h"
 #include "tests/catch.h"
 #include "tests/gpu/gpu_compare.h"
+#include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::gpu_test;
@@ -87,7 +88,7 @@ double max_rel_logp_error(const Tensor& cpu, const Tensor& gpu) {
   double worst = 0;
   for (std::int64_t i = 0; i < cpu.numel(); ++i) {
     const double a = cpu.data<float>()[i], b = gpu.data<float>()[i];
-    worst = std::max(worst, std::isfinite(b) ? std::fabs(a - b) / (1 + std::fabs(a)) : INFINITY);
+    worst = testing::worst_of(worst, std::isfinite(b) ? std::fabs(a - b) / (1 + std::fabs(a)) : INFINITY);
   }
   return worst;
 }
