@@ -155,9 +155,9 @@ void moe_forward(const ModelConfig& c, const MoeParams& p, const Tensor& x, cons
   part.emplace("moe.fwd.combine");
   ops::moe_unpermute_combine(s.expert_out, s.position, s.topk_w, y);
   part.reset();
-  s.balance_loss = c.aux_loss_alpha > 0 && cu_seqlens.defined() ? balance_loss(c, on_host(s.scores), on_host(s.topk_idx),
-                                                       on_host(cu_seqlens), nullptr)
-                                        : 0.0;
+  s.balance_loss = c.aux_loss_alpha > 0 && cu_seqlens.defined()
+                      ? balance_loss(c, on_host(s.scores), on_host(s.topk_idx), on_host(cu_seqlens), nullptr)
+                      : 0.0;
 }
 
 void moe_backward(const ModelConfig& c, MoeParams& p, const Tensor& dy, const Tensor& cu_seqlens,
