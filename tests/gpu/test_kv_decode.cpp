@@ -1,24 +1,19 @@
-// KV-cache decoding on the GPU through the model (rollout/cached_forward.h),
-// the path the generator takes: an MLA model with the h100 teacher's latent
-// (kv_lora_rank 256, rope 64, so a BF16 cache runs the Hopper wgmma decode
-// kernel there) in BF16, all layers dense (MoE routing would turn tiny
-// differences into different experts).
+// KV-cache decoding on the GPU through the model (rollout/cached_forward.h), the path the
+// generator takes: an MLA model with the h100 teacher's latent (kv_lora_rank 256, rope 64,
+// so a BF16 cache runs the Hopper wgmma decode kernel there) in BF16, all layers dense
+// (MoE routing would turn tiny differences into different experts).
 //
-// 1. The cache dtype changes no operand: the decode kernels multiply the latent
-// as BF16
-//    either way, so with the mma.sync kernel forced, an FP32 cache and a BF16
-//    cache give the same log-probs bit for bit.
-// 2. The generator's default (a BF16 cache, the wgmma kernel on Hopper) against
-// the FP32
-//    cache: only the summation order of the decode kernel differs. Its
-//    FP32-level differences can move a later activation across a BF16 rounding
-//    boundary (one ulp, 2^-8 relative), so we allow 2^-6 relative, as
-//    tests/gpu/test_model.cpp does.
-// 3. Both against the full forward over the whole sequences (the trainer's
-// log-probs):
-//    the absorbed decode rounds q W_uk where the forward rounds c_kv W_uk, so
-//    the operands differ by BF16 roundings (2^-5 relative allowed); a miswired
-//    cache or kernel is off by O(1).
+// 1. The cache dtype changes no operand: the decode kernels multiply the latent as BF16
+//    either way, so with the mma.sync kernel forced, an FP32 cache and a BF16 cache give
+//    the same log-probs bit for bit.
+// 2. The generator's default (a BF16 cache, the wgmma kernel on Hopper) against the FP32
+//    cache: only the summation order of the decode kernel differs. Its FP32-level
+//    differences can move a later activation across a BF16 rounding boundary (one ulp,
+//    2^-8 relative), so we allow 2^-6 relative, as tests/gpu/test_model.cpp does.
+// 3. Both against the full forward over the whole sequences (the trainer's log-probs):
+//    the absorbed decode rounds q W_uk where the forward rounds c_kv W_uk, so the
+//    operands differ by BF16 roundings (2^-5 relative allowed); a miswired cache or
+//    kernel is off by O(1).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -41,55 +36,44 @@ using namespace crucible::gpu_test;
 
 namespace {
 
-// Prefill 4 tokens of a and 2 of b, then one token per step; the log-prob of
-// every next token of a, then of b (a: 8 of them, b: 7).
-std::vector<float> decode_logprobs(Transformer &model, DType cache_dtype,
-                                   const std::vector<std::int32_t> &a,
-                                   const std::vector<std::int32_t> &b) {
+// Prefill 4 tokens of a and 2 of b, then one token per step; the log-prob of every next
+// token of a, then of b (a: 8 of them, b: 7).
+std::vector<float> decode_logprobs(Transformer& model, DType cache_dtype, const std::vector<std::int32_t>& a,
+                                   const std::vector<std::int32_t>& b) {
   rollout::KvCache cache(model.config(), 2, 16, model.device(), cache_dtype);
   const Tensor head = on_host(model.head_weight());
   const bool bf16_head = model.head_options().bf16;
   std::vector<float> got_a, got_b;
-  Tensor hf = on_host(rollout::forward_cached(
-      model, cache,
-      {{0, {a.begin(), a.begin() + 4}}, {1, {b.begin(), b.begin() + 2}}}));
+  Tensor hf = on_host(
+      rollout::forward_cached(model, cache, {{0, {a.begin(), a.begin() + 4}}, {1, {b.begin(), b.begin() + 2}}}));
   got_a.push_back(testing::head_logprob(hf.slice(3, 4), head, a[4], bf16_head));
   got_b.push_back(testing::head_logprob(hf.slice(5, 6), head, b[2], bf16_head));
   std::size_t ia = 4, ib = 2;
   while (ia + 1 < a.size()) {
     std::vector<rollout::Chunk> step{{0, {a[ia]}}};
-    if (ib + 1 < b.size())
-      step.push_back({1, {b[ib]}});
+    if (ib + 1 < b.size()) step.push_back({1, {b[ib]}});
     hf = on_host(rollout::forward_cached(model, cache, step));
-    got_a.push_back(
-        testing::head_logprob(hf.slice(0, 1), head, a[ia + 1], bf16_head));
-    if (step.size() == 2)
-      got_b.push_back(
-          testing::head_logprob(hf.slice(1, 2), head, b[ib + 1], bf16_head)),
-          ++ib;
+    got_a.push_back(testing::head_logprob(hf.slice(0, 1), head, a[ia + 1], bf16_head));
+    if (step.size() == 2) got_b.push_back(testing::head_logprob(hf.slice(1, 2), head, b[ib + 1], bf16_head)), ++ib;
     ++ia;
   }
   got_a.insert(got_a.end(), got_b.begin(), got_b.end());
   return got_a;
 }
 
-double worst_rel(const std::vector<float> &x, const std::vector<float> &y) {
+double worst_rel(const std::vector<float>& x, const std::vector<float>& y) {
   double worst = 0;
   for (std::size_t i = 0; i < x.size(); ++i)
-    worst = testing::worst_of(worst, std::fabs(double(x[i]) - y[i]) /
-                                         (1 + std::fabs(double(x[i]))));
+    worst = testing::worst_of(worst, std::fabs(double(x[i]) - y[i]) / (1 + std::fabs(double(x[i]))));
   return worst;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both "
-          "decode kernels, vs the full forward",
+TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both decode kernels, vs the full forward",
           "[gpu][decode][kv_decode]") {
   REQUIRE(cuda_device_count() > 0);
-  ModelConfig c =
-      launch::load_model_config(std::string(CRUCIBLE_SOURCE_DIR) +
-                                "/configs/models/tiny-deepseek-v3.toml");
+  ModelConfig c = launch::load_model_config(std::string(CRUCIBLE_SOURCE_DIR) + "/configs/models/tiny-deepseek-v3.toml");
   c.kv_lora_rank = 256;
   c.qk_rope_head_dim = 64;
   c.first_k_dense_replace = c.num_hidden_layers;
@@ -104,18 +88,13 @@ TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both "
 
   std::mt19937 gen(5);
   std::vector<std::int32_t> a(12), b(9);
-  for (auto &x : a)
-    x = static_cast<std::int32_t>(gen() % c.vocab_size);
-  for (auto &x : b)
-    x = static_cast<std::int32_t>(gen() % c.vocab_size);
+  for (auto& x : a) x = static_cast<std::int32_t>(gen() % c.vocab_size);
+  for (auto& x : b) x = static_cast<std::int32_t>(gen() % c.vocab_size);
   ForwardState st;
-  const Tensor full_t = on_host(model.forward_logprobs(
-      Batch::from_sequences({a, b}).to(Device::cuda(0)), st));
+  const Tensor full_t = on_host(model.forward_logprobs(Batch::from_sequences({a, b}).to(Device::cuda(0)), st));
   std::vector<float> full;
-  for (std::int64_t i = 3; i < 11; ++i)
-    full.push_back(full_t.data<float>()[i]);
-  for (std::int64_t i = 12 + 1; i < 12 + 8; ++i)
-    full.push_back(full_t.data<float>()[i]);
+  for (std::int64_t i = 3; i < 11; ++i) full.push_back(full_t.data<float>()[i]);
+  for (std::int64_t i = 12 + 1; i < 12 + 8; ++i) full.push_back(full_t.data<float>()[i]);
 
   std::vector<float> mma_f32, mma_bf16;
   {
@@ -123,20 +102,15 @@ TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both "
     mma_f32 = decode_logprobs(model, DType::F32, a, b);
     mma_bf16 = decode_logprobs(model, DType::BF16, a, b);
   }
-  const std::vector<float> auto_bf16 =
-      decode_logprobs(model, DType::BF16, a, b);
+  const std::vector<float> auto_bf16 = decode_logprobs(model, DType::BF16, a, b);
   REQUIRE(mma_f32.size() == 15);
 
   std::size_t same = 0;
-  for (std::size_t i = 0; i < mma_f32.size(); ++i)
-    same += std::memcmp(&mma_f32[i], &mma_bf16[i], sizeof(float)) == 0;
-  const double e_kernel = worst_rel(mma_f32, auto_bf16),
-               e_full = worst_rel(full, mma_f32),
+  for (std::size_t i = 0; i < mma_f32.size(); ++i) same += std::memcmp(&mma_f32[i], &mma_bf16[i], sizeof(float)) == 0;
+  const double e_kernel = worst_rel(mma_f32, auto_bf16), e_full = worst_rel(full, mma_f32),
                e_full_auto = worst_rel(full, auto_bf16);
-  std::printf("kv decode (MLA 256+64, BF16): FP32 vs BF16 cache under "
-              "mma.sync: %zu of %zu log-probs bit-equal; "
-              "default BF16 cache vs FP32: %.3g rel; vs full forward: FP32 "
-              "cache %.3g, BF16 cache %.3g\n",
+  std::printf("kv decode (MLA 256+64, BF16): FP32 vs BF16 cache under mma.sync: %zu of %zu log-probs bit-equal; "
+              "default BF16 cache vs FP32: %.3g rel; vs full forward: FP32 cache %.3g, BF16 cache %.3g\n",
               same, mma_f32.size(), e_kernel, e_full, e_full_auto);
   CHECK(same == mma_f32.size());
   CHECK(e_kernel <= 0x1p-6);
