@@ -147,7 +147,8 @@ int cmd_logprobs(const CommandContext& ctx, const std::vector<std::string>& args
 }
 
 int cmd_generate(const CommandContext& ctx, const std::vector<std::string>& args) {
-  std::string checkpoint, max_tokens = "32", temperature = "1.0", top_p = "1.0", top_k = "0", seed = "0", eos;
+  std::string checkpoint, max_tokens = "32", temperature = "1.0", top_p = "1.0", top_k = "0", seed = "0", eos,
+      kv_cache = "auto";
   std::vector<std::string> prompts;
   bool as_json = false;
   ArgParser p("generate", "Sample completions with a KV cache (MLA latent cache for deepseek_v3, K/V for GQA).");
@@ -159,10 +160,13 @@ int cmd_generate(const CommandContext& ctx, const std::vector<std::string>& args
       .option("--top-k", &top_k, "K", "sample among the K most likely tokens (default 0 = off)")
       .option("--seed", &seed, "S", "sampling seed (default 0)")
       .option("--eos", &eos, "IDS", "token ids that end a sequence (default: the model's eos_token_id)")
+      .option("--kv-cache", &kv_cache, "D", "KV cache dtype: auto, f32 or bf16 (default auto: f32 here)")
       .flag("--json", &as_json, "print one JSON object");
   if (!p.parse(args)) return 0;
   if (checkpoint.empty() || prompts.empty())
     throw UsageError("crucible generate: --checkpoint and at least one --prompt-tokens are required");
+  if (kv_cache != "auto" && kv_cache != "f32" && kv_cache != "bf16")
+    throw UsageError("--kv-cache: '" + kv_cache + "' is not one of auto, f32, bf16");
   auto to_double = [](const std::string& s, const char* opt) {
     try {
       std::size_t used = 0;
@@ -190,6 +194,7 @@ int cmd_generate(const CommandContext& ctx, const std::vector<std::string>& args
     longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompt_ids.back().size()));
   }
   Transformer model(*weights);
+  if (kv_cache != "auto") model.set_kv_cache_dtype(kv_cache == "bf16" ? DType::BF16 : DType::F32);
   rollout::Generator gen(model, static_cast<std::int64_t>(prompt_ids.size()), longest + sp.max_tokens);
   const auto completions = gen.generate(prompt_ids, sp);
   if (ctx.mpi.rank() != 0) return 0;

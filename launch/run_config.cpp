@@ -269,6 +269,7 @@ LoadedRun load_run_config(const std::string& path, const std::vector<std::string
   p.seed = static_cast<std::uint64_t>(run.seed);
   p.zero_stage = static_cast<int>(run.zero);
   p.overlap_reduce = run.overlap_reduce;
+  if (run.kv_cache != "auto") p.kv_cache = run.kv_cache == "bf16" ? DType::BF16 : DType::F32;
   read_toml(doc, "log", [&](Fields& f) { describe(f, out.log); });
   read_toml(doc, "task", [&](Fields& f) { describe(f, p.task); });
 

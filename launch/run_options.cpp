@@ -25,6 +25,10 @@ void describe(Fields& f, RunOptions& r) {
   f.field("overlap_reduce", r.overlap_reduce,
           "under mpirun with zero = 0: sum each layer's gradients over the ranks while backward runs on "
           "(false: the whole buffer after backward; the same result either way)");
+  static constexpr std::string_view kKvCache[] = {"auto", "f32", "bf16"};
+  f.choice("kv_cache", r.kv_cache, kKvCache,
+           "KV cache of generation (evaluation, GRPO, rejection sampling, teacher traces): auto = BF16 for "
+           "MLA models on CUDA (no operand changes: the decode kernels multiply the latent as BF16), else f32");
 }
 
 void describe(Fields& f, LogOptions& l) {

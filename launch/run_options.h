@@ -20,6 +20,7 @@ struct RunOptions {
   std::int64_t threads = 0;    // CPU threads (0 = all cores)
   std::int64_t zero = 0;       // ZeRO stage of data parallel training: 0 = off, 1 = optimizer state sharded
   bool overlap_reduce = true;  // sum each layer's gradients over the ranks during backward (zero = 0)
+  std::string kv_cache = "auto";  // generation's KV cache: "auto" (rollout::default_cache_dtype), "f32", "bf16"
 
   void validate() const;
 };

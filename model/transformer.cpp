@@ -59,6 +59,12 @@ ops::LogprobHeadOptions Transformer::head_options() const {
 
 Device Transformer::device() const { return w_.device(); }
 
+void Transformer::set_kv_cache_dtype(std::optional<DType> dtype) {
+  CRUCIBLE_USER_CHECK(!dtype || *dtype == DType::F32 || *dtype == DType::BF16, "KV cache dtype must be f32 or bf16, got ",
+                      dtype_name(*dtype));
+  kv_cache_dtype_ = dtype;
+}
+
 const RopeTable& Transformer::rope_for(const Tensor& pos) {
   std::int32_t max_pos = 0;
   const Tensor pos_host = on_host(pos);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "kernels/logprob_head.h"
@@ -100,6 +101,11 @@ class Transformer {
   // The rotary table covering the positions in `pos` (grown on demand).
   const RopeTable& rope_for(const Tensor& pos);
 
+  // The KV cache dtype that generators over this model keep (F32 or BF16; rollout/
+  // generator.h). Unset: the generator's default. The pipeline sets run.kv_cache here.
+  void set_kv_cache_dtype(std::optional<DType> dtype);
+  std::optional<DType> kv_cache_dtype() const { return kv_cache_dtype_; }
+
  private:
   friend class Mtp;  // runs its blocks through layer_forward/layer_backward
   // One decoder block (attention + FFN with their norms and residuals).
@@ -109,6 +115,7 @@ class Transformer {
 
   ModelWeights& w_;
   RopeTable rope_;
+  std::optional<DType> kv_cache_dtype_;
 };
 
 }  // namespace crucible

@@ -34,6 +34,7 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 DType default_cache_dtype(const Transformer& model) {
+  if (const std::optional<DType> chosen = model.kv_cache_dtype()) return *chosen;
   return model.device().is_cuda() && model.config().is_mla() ? DType::BF16 : DType::F32;
 }
 

@@ -52,10 +52,11 @@ struct Completion {
   FinishReason finish = FinishReason::Length;
 };
 
-// The KV cache a generator keeps unless told otherwise: BF16 for MLA models on CUDA,
-// whose decode kernels multiply the latent as BF16 whatever the cache stores (the same
-// RNE rounding as the append), so the rounded cache changes no operand and halves the
-// bytes read per step; FP32 otherwise (the GQA decode kernels multiply in FP32).
+// The KV cache a generator keeps unless told otherwise: the model's kv_cache_dtype() if
+// set (run.kv_cache), else BF16 for MLA models on CUDA, whose decode kernels multiply
+// the latent as BF16 whatever the cache stores (the same RNE rounding as the append), so
+// the rounded cache changes no operand and halves the bytes read per step; FP32
+// otherwise (the GQA decode kernels and the CPU multiply in FP32).
 DType default_cache_dtype(const Transformer& model);
 
 class Generator {
@@ -67,6 +68,7 @@ class Generator {
 
   std::vector<Completion> generate(const std::vector<std::vector<std::int32_t>>& prompts,
                                    const SamplingParams& params);
+  const KvCache& cache() const { return cache_; }
 
  private:
   Transformer& model_;

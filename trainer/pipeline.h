@@ -10,6 +10,7 @@
 // Reference: DESIGN.md §4, reference/r1_recipe.md.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -124,6 +125,9 @@ struct PipelineConfig {
   // run.overlap_reduce: without ZeRO, each layer's gradients are summed over the ranks
   // during the update's last backward (trainer/grad_overlap.h). No effect on one rank.
   bool overlap_reduce = true;
+  // run.kv_cache: the KV cache dtype of every generation (F32 or BF16); unset = the
+  // generator's default (rollout::default_cache_dtype).
+  std::optional<DType> kv_cache;
   TaskConfig task;
   std::vector<ModelSlot> models;
   std::vector<StageSpec> stages;

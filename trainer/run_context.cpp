@@ -123,7 +123,10 @@ ModelWeights& RunContext::weights(const std::string& slot) {
 
 Transformer& RunContext::model(const std::string& slot) {
   auto& m = models_[slot];
-  if (!m) m = std::make_unique<Transformer>(weights(slot));
+  if (!m) {
+    m = std::make_unique<Transformer>(weights(slot));
+    m->set_kv_cache_dtype(config_.kv_cache);
+  }
   return *m;
 }
 

@@ -28,38 +28,13 @@
 #include "rollout/generator.h"
 #include "tests/catch.h"
 #include "tests/gpu/gpu_compare.h"
-#include "tests/rollout/head_logprob.h"
+#include "tests/rollout/kv_decode_checks.h"
 #include "tests/worst.h"
 
 using namespace crucible;
 using namespace crucible::gpu_test;
 
 namespace {
-
-// Prefill 4 tokens of a and 2 of b, then one token per step; the log-prob of every next
-// token of a, then of b (a: 8 of them, b: 7).
-std::vector<float> decode_logprobs(Transformer& model, DType cache_dtype, const std::vector<std::int32_t>& a,
-                                   const std::vector<std::int32_t>& b) {
-  rollout::KvCache cache(model.config(), 2, 16, model.device(), cache_dtype);
-  const Tensor head = on_host(model.head_weight());
-  const bool bf16_head = model.head_options().bf16;
-  std::vector<float> got_a, got_b;
-  Tensor hf = on_host(
-      rollout::forward_cached(model, cache, {{0, {a.begin(), a.begin() + 4}}, {1, {b.begin(), b.begin() + 2}}}));
-  got_a.push_back(testing::head_logprob(hf.slice(3, 4), head, a[4], bf16_head));
-  got_b.push_back(testing::head_logprob(hf.slice(5, 6), head, b[2], bf16_head));
-  std::size_t ia = 4, ib = 2;
-  while (ia + 1 < a.size()) {
-    std::vector<rollout::Chunk> step{{0, {a[ia]}}};
-    if (ib + 1 < b.size()) step.push_back({1, {b[ib]}});
-    hf = on_host(rollout::forward_cached(model, cache, step));
-    got_a.push_back(testing::head_logprob(hf.slice(0, 1), head, a[ia + 1], bf16_head));
-    if (step.size() == 2) got_b.push_back(testing::head_logprob(hf.slice(1, 2), head, b[ib + 1], bf16_head)), ++ib;
-    ++ia;
-  }
-  got_a.insert(got_a.end(), got_b.begin(), got_b.end());
-  return got_a;
-}
 
 double worst_rel(const std::vector<float>& x, const std::vector<float>& y) {
   double worst = 0;
@@ -99,10 +74,10 @@ TEST_CASE("KV-cache decoding on the GPU: BF16 and FP32 latent caches, both decod
   std::vector<float> mma_f32, mma_bf16;
   {
     const cuda::ScopedMlaDecodeKernel pick(cuda::MlaDecodeKernel::MmaSync);
-    mma_f32 = decode_logprobs(model, DType::F32, a, b);
-    mma_bf16 = decode_logprobs(model, DType::BF16, a, b);
+    mma_f32 = testing::decode_logprobs(model, DType::F32, a, b);
+    mma_bf16 = testing::decode_logprobs(model, DType::BF16, a, b);
   }
-  const std::vector<float> auto_bf16 = decode_logprobs(model, DType::BF16, a, b);
+  const std::vector<float> auto_bf16 = testing::decode_logprobs(model, DType::BF16, a, b);
   REQUIRE(mma_f32.size() == 15);
 
   std::size_t same = 0;

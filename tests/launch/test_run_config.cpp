@@ -76,3 +76,12 @@ TEST_CASE("run.device and run.deterministic reach the pipeline and the communica
   CHECK(comm_config(native.pipeline).reduction == dist::ReductionMode::Native);
   REQUIRE_THROWS_WITH(load_run_config("demo", {"run.device=tpu"}), Catch::Contains("run.device"));
 }
+
+TEST_CASE("run.kv_cache reaches the pipeline: auto leaves the generator's default", "[run_config]") {
+  CHECK_FALSE(load_run_config("demo", {}).pipeline.kv_cache.has_value());
+  CHECK(load_run_config("demo", {"run.kv_cache=bf16"}).pipeline.kv_cache == DType::BF16);
+  CHECK(load_run_config("demo", {"run.kv_cache=f32"}).pipeline.kv_cache == DType::F32);
+  REQUIRE_THROWS_WITH(load_run_config("demo", {"run.kv_cache=fp16"}),
+                      Catch::Contains("run.kv_cache") && Catch::Contains("bf16") &&
+                          Catch::Contains("--set run.kv_cache=fp16"));
+}

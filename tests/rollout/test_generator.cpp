@@ -2,12 +2,10 @@
 #include <cmath>
 #include <random>
 
-#include "kernels/linear.h"
 #include "launch/model_config_fields.h"
-#include "rollout/cached_forward.h"
 #include "rollout/generator.h"
 #include "tests/catch.h"
-#include "tests/rollout/head_logprob.h"
+#include "tests/rollout/kv_decode_checks.h"
 #include "tests/worst.h"
 
 using namespace crucible;
@@ -47,33 +45,17 @@ TEST_CASE("KV-cache decoding gives the log-probs of a full recompute (MLA latent
       const Tensor full = model.forward_logprobs(Batch::from_sequences({seq_a, seq_b}), st);
 
       // Prefill 4 tokens of a and 2 of b, then decode one token per step.
-      KvCache cache(c, 2, 16);
-      const Tensor head = model.head_weight();
-      const bool bf16_head = model.head_options().bf16;
-      std::vector<float> got_a, got_b;
-      Tensor hf = forward_cached(model, cache, {{0, {seq_a.begin(), seq_a.begin() + 4}}, {1, {seq_b.begin(), seq_b.begin() + 2}}});
-      got_a.push_back(testing::head_logprob(hf.slice(3, 4), head, seq_a[4], bf16_head));
-      got_b.push_back(testing::head_logprob(hf.slice(5, 6), head, seq_b[2], bf16_head));
-      std::size_t ia = 4, ib = 2;
-      while (ia + 1 < seq_a.size()) {
-        std::vector<Chunk> step{{0, {seq_a[ia]}}};
-        if (ib + 1 < seq_b.size()) step.push_back({1, {seq_b[ib]}});
-        hf = forward_cached(model, cache, step);
-        got_a.push_back(testing::head_logprob(hf.slice(0, 1), head, seq_a[ia + 1], bf16_head));
-        if (step.size() == 2) got_b.push_back(testing::head_logprob(hf.slice(1, 2), head, seq_b[ib + 1], bf16_head)), ++ib;
-        ++ia;
-      }
+      const std::vector<float> got = testing::decode_logprobs(model, DType::F32, seq_a, seq_b);
       INFO(preset << (prec == Precision::Fp8 ? " fp8" : " fp32"));
-      REQUIRE(got_a.size() == 8);
-      REQUIRE(got_b.size() == 7);
+      REQUIRE(got.size() == 15);
       double worst = 0;
-      for (std::size_t i = 0; i < got_a.size(); ++i) worst = testing::worst_of(worst, double(std::abs(got_a[i] - full.data<float>()[3 + i])));
-      for (std::size_t i = 0; i < got_b.size(); ++i) worst = testing::worst_of(worst, double(std::abs(got_b[i] - full.data<float>()[12 + 1 + i])));
+      for (std::size_t i = 0; i < got.size(); ++i)
+        worst = testing::worst_of(worst, double(std::abs(got[i] - full.data<float>()[i < 8 ? 3 + i : 13 + (i - 8)])));
       // FP32 both ways; the absorbed MLA form reorders sums, hence not bit-equal.
       // Under fp8 the GQA paths run the same per-row-quantized GEMMs (1x128 tiles
       // do not mix tokens).
       CHECK(worst < 2e-5);
-      if (std::string(preset) == "tiny-deepseek-v3") CHECK(cache.bytes() == 2 * 16 * 4 * (64 + 16) * 4);
+      if (std::string(preset) == "tiny-deepseek-v3") CHECK(KvCache(c, 2, 16).bytes() == 2 * 16 * 4 * (64 + 16) * 4);
     }
   }
 }
@@ -175,4 +157,34 @@ TEST_CASE("generator: greedy, EOS and stop sequences end sequences independently
   bad.top_p = 0;
   REQUIRE_THROWS_WITH(gen.generate({{1}}, bad), Catch::Contains("top_p"));
   REQUIRE_THROWS_WITH(gen.generate({{1, 100000}}, greedy), Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("generator: the model's KV cache dtype (run.kv_cache) is the cache it keeps", "[rollout]") {
+  ModelConfig c = tiny("tiny-deepseek-v3");
+  ModelWeights w(c, Device::cpu(), false);
+  w.init_random(5);
+  Transformer model(w);
+  CHECK(default_cache_dtype(model) == DType::F32);  // the CPU's default
+  CHECK(Generator(model, 2, 16).cache().ckv[0].dtype() == DType::F32);
+  model.set_kv_cache_dtype(DType::BF16);
+  CHECK(default_cache_dtype(model) == DType::BF16);
+  CHECK(Generator(model, 2, 16).cache().ckv[0].dtype() == DType::BF16);
+  CHECK_THROWS_WITH(model.set_kv_cache_dtype(DType::F16), Catch::Contains("f32 or bf16"));
+
+  // Decoding over a BF16 latent cache: the CPU reads the rounded values exactly, so the
+  // log-probs move by the rounding (2^-9 relative per cached value): within 2^-5 of the
+  // full forward here, where a miswired cache is off by O(1). FP32: < 2e-5 (above).
+  const auto seq_a = random_tokens(12, c.vocab_size, 1), seq_b = random_tokens(9, c.vocab_size, 2);
+  ForwardState st;
+  const Tensor full = model.forward_logprobs(Batch::from_sequences({seq_a, seq_b}), st);
+  const std::vector<float> got = testing::decode_logprobs(model, DType::BF16, seq_a, seq_b);
+  REQUIRE(got.size() == 15);
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double ref = full.data<float>()[i < 8 ? 3 + i : 13 + (i - 8)];
+    worst = testing::worst_of(worst, std::fabs(got[i] - ref) / (1 + std::fabs(ref)));
+  }
+  INFO("worst relative log-prob change over a BF16 cache " << worst);
+  CHECK(worst > 0);  // the rounding shows: the cache really is BF16
+  CHECK(worst <= 0x1p-5);
 }
