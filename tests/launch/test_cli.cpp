@@ -187,3 +187,18 @@ TEST_CASE("run.device = cuda without a usable GPU fails before writing anything"
          r.out.find("no visible CUDA device") != std::string::npos));
   CHECK_FALSE(fs::exists(out));
 }
+
+TEST_CASE("generate --kv-cache: bf16 keeps the greedy tokens here; a bad value is a usage error", "[cli]") {
+  const std::string base = "generate --checkpoint " + std::string(CRUCIBLE_SOURCE_DIR) +
+                           "/tests/data/models/llama3 --prompt-tokens 1,2,3 --max-tokens 5 --temperature 0 --json";
+  const Result f32 = run_crucible(base + " --kv-cache f32", false), bf16 = run_crucible(base + " --kv-cache bf16", false);
+  REQUIRE(f32.code == 0);
+  REQUIRE(bf16.code == 0);
+  namespace json = crucible::json;
+  const json::Value a = json::parse(f32.out, "generate output"), b = json::parse(bf16.out, "generate output");
+  CHECK(json::dump(a.as_array().at(0).at("tokens")) == json::dump(b.as_array().at(0).at("tokens")));
+  CHECK(f32.out != bf16.out);  // the log-probs move with the rounded cache
+  const Result bad = run_crucible(base + " --kv-cache fp16");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("--kv-cache: 'fp16' is not one of auto, f32, bf16") != std::string::npos);
+}
