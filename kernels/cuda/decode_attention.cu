@@ -403,6 +403,46 @@ __device__ __forceinline__ void convert_tile(bf16* ks, const unsigned char* raw,
   }
 }
 
+// The end both MLA kernels share: the row sums l over the quad, then over the block's two
+// halves (red_l [2][64], added in a fixed order), and this thread's two rows of the 64-head
+// tile: normalized into out (the token has one chunk) or the chunk's partial (o, m, l).
+// The thread's n8 tile nn covers columns half R/2 + 8 nn + 2 q4 (+1); value(nn, e) is
+// its entry e (0, 1: row_lo; 2, 3: row_lo + 8).
+template <int R, int kTiles, typename Value>
+__device__ __forceinline__ void mla_store_rows(const MlaParams& p, int t, int h0, int chunk, int n, int half, int q4,
+                                               int row_lo, float (&l)[2], const float (&m)[2], float* red_l,
+                                               Value value) {
+  const int row_hi = row_lo + 8;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+  if (q4 == 0) red_l[half * kMlaHeads + row_lo] = l[0], red_l[half * kMlaHeads + row_hi] = l[1];
+  __syncthreads();
+  const bool single = n <= p.chunk;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = r == 0 ? row_lo : row_hi, h = h0 + row;
+    if (h >= p.Hq) continue;
+    const float lt = red_l[row] + red_l[kMlaHeads + row];
+    const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
+    float* dst;
+    float mul;
+    if (single) {
+      dst = p.out + th * R, mul = 1.0f / lt;
+    } else {
+      const std::int64_t at = th * p.max_chunks + chunk;
+      dst = p.part_o + at * R, mul = 1.0f;
+      if (half == 0 && q4 == 0) p.part_ml[at] = make_float2(m[r], lt);
+    }
+#pragma unroll
+    for (int nn = 0; nn < kTiles; ++nn)
+      *reinterpret_cast<float2*>(dst + half * (R / 2) + nn * 8 + 2 * q4) =
+          make_float2(value(nn, 2 * r) * mul, value(nn, 2 * r + 1) * mul);
+  }
+}
+
 template <int R, int P, typename T>
 __global__ void __launch_bounds__(kMlaThreads, 1) bf16_mla_decode_kernel(const MlaParams p) {
   using L = MlaLayout<R, P, T>;
@@ -539,35 +579,8 @@ __global__ void __launch_bounds__(kMlaThreads, 1) bf16_mla_decode_kernel(const M
     }
   }
 
-  // l: the quad, then the two key halves (in a fixed order).
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-  if (tig == 0) red_l[wc * kMlaHeads + row_lo] = l[0], red_l[wc * kMlaHeads + row_hi] = l[1];
-  __syncthreads();
-  const bool single = n <= p.chunk;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = r == 0 ? row_lo : row_hi, h = h0 + row;
-    if (h >= p.Hq) continue;
-    const float lt = red_l[row] + red_l[kMlaHeads + row];
-    const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
-    float* dst;
-    float mul;
-    if (single) {
-      dst = p.out + th * R, mul = 1.0f / lt;
-    } else {
-      const std::int64_t at = th * p.max_chunks + chunk;
-      dst = p.part_o + at * R, mul = 1.0f;
-      if (wc == 0 && tig == 0) p.part_ml[at] = make_float2(m[r], lt);
-    }
-#pragma unroll
-    for (int nn = 0; nn < kONt; ++nn)
-      *reinterpret_cast<float2*>(dst + wc * kOCols + nn * 8 + 2 * tig) =
-          make_float2(o[nn][2 * r] * mul, o[nn][2 * r + 1] * mul);
-  }
+  mla_store_rows<R, kONt>(p, t, h0, chunk, n, wc, tig, row_lo, l, m, red_l,
+                          [&](int nn, int e) { return o[nn][e]; });
 }
 
 template <int R, int P, typename T>
@@ -764,7 +777,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
 #pragma unroll
       for (int a = 0; a < kAcc; ++a) {
         const unsigned char* v = tile + (wg * kCols / 64 + 2 * a) * L::kBlockBytes + kk * 16 * 128;
-        sm90::wgmma_m64n128k16_bf16_bn(o[a], p_desc + kk * 2, sm90::smem_desc_sw128_mn(v, L::kBlockBytes), 1);
+        sm90::wgmma_m64n128k16_bf16<true>(o[a], p_desc + kk * 2, sm90::smem_desc_sw128_mn(v, L::kBlockBytes), 1);
       }
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
@@ -772,37 +785,8 @@ __global__ void __launch_bounds__(kMlaThreads, 1) sm90_mla_decode_kernel(const M
     for (int a = 0; a < kAcc; ++a) sm90::fence_operands(o[a]);
   }
 
-  // l: the quad, then the two warpgroups' keys (in a fixed order).
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-  if (q4 == 0) red_l[wg * kMlaHeads + row_lo] = l[0], red_l[wg * kMlaHeads + row_hi] = l[1];
-  __syncthreads();
-  const bool single = n <= p.chunk;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = r == 0 ? row_lo : row_hi, h = h0 + row;
-    if (h >= p.Hq) continue;
-    const float lt = red_l[row] + red_l[kMlaHeads + row];
-    const std::int64_t th = static_cast<std::int64_t>(t) * p.Hq + h;
-    float* dst;
-    float mul;
-    if (single) {
-      dst = p.out + th * R, mul = 1.0f / lt;
-    } else {
-      const std::int64_t at = th * p.max_chunks + chunk;
-      dst = p.part_o + at * R, mul = 1.0f;
-      if (wg == 0 && q4 == 0) p.part_ml[at] = make_float2(m[r], lt);
-    }
-#pragma unroll
-    for (int a = 0; a < kAcc; ++a)
-#pragma unroll
-      for (int i = 0; i < 16; ++i)
-        *reinterpret_cast<float2*>(dst + wg * kCols + a * 128 + 8 * i + 2 * q4) =
-            make_float2(o[a][4 * i + 2 * r] * mul, o[a][4 * i + 2 * r + 1] * mul);
-  }
+  mla_store_rows<R, kCols / 8>(p, t, h0, chunk, n, wg, q4, row_lo, l, m, red_l,
+                               [&](int nn, int e) { return o[nn / 16][4 * (nn % 16) + e]; });
 }
 
 template <int R>

@@ -123,7 +123,9 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], std::uint6
 #endif
 }
 
-// d (64x128 f32) (+)= A (64x16 BF16) B (16x128 BF16)^T, both K-major.
+// d (64x128 f32) (+)= A (64x16 BF16, K-major) B (16x128 BF16): B K-major (B^T stored,
+// desc_b from smem_desc_sw128), or N-major with kBNMajor (desc_b from smem_desc_sw128_mn).
+template <bool kBNMajor = false>
 __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], std::uint64_t desc_a,
                                                       std::uint64_t desc_b, int accumulate) {
 #ifdef CRUCIBLE_SM90A
@@ -131,27 +133,9 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], std::uint6
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
       CRUCIBLE_WGMMA_D64 ", "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
+      "%64, %65, p, 1, 1, 0, %67;\n}\n"
       : CRUCIBLE_WGMMA_D64_OUT(d)
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-#else
-  (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
-  __trap();
-#endif
-}
-
-// d (64x128 f32) (+)= A (64x16 BF16, K-major) B (16x128 BF16, N-major: desc_b from
-// smem_desc_sw128_mn).
-__device__ __forceinline__ void wgmma_m64n128k16_bf16_bn(float (&d)[64], std::uint64_t desc_a,
-                                                         std::uint64_t desc_b, int accumulate) {
-#ifdef CRUCIBLE_SM90A
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      CRUCIBLE_WGMMA_D64 ", "
-      "%64, %65, p, 1, 1, 0, 1;\n}\n"
-      : CRUCIBLE_WGMMA_D64_OUT(d)
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(kBNMajor ? 1 : 0));
 #else
   (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
   __trap();
